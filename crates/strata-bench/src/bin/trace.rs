@@ -1,0 +1,50 @@
+//! Replays cache traces against Strata and its peers; prints one JSON object per run.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+
+/// Replays a `*.keys.zst` trace as "get; on a miss, insert" with unit weights.
+#[derive(Parser)]
+struct Args {
+    /// Trace files (zstd text, one u64 key per line).
+    #[arg(long, required = true, num_args = 1..)]
+    trace: Vec<PathBuf>,
+    /// Capacities in entries, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    capacity: Vec<u64>,
+    /// Caches to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "strata,moka,quick_cache")]
+    cache: Vec<String>,
+}
+
+fn main() -> Result<(), String> {
+    let args = Args::parse();
+    for path in &args.trace {
+        let keys = strata_bench::read_trace(path)?;
+        let trace = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map_or_else(|| path.display().to_string(), |n| n.trim_end_matches(".keys.zst").to_string());
+        for &capacity in &args.capacity {
+            for name in &args.cache {
+                let cache = strata_bench::build(name, capacity)?;
+                let start = Instant::now();
+                let hits = strata_bench::replay(cache.as_ref(), &keys);
+                let secs = start.elapsed().as_secs_f64();
+                let line = serde_json::json!({
+                    "cache": name,
+                    "trace": trace,
+                    "capacity": capacity,
+                    "requests": keys.len(),
+                    "hits": hits,
+                    "hit_ratio": (hits as f64 * 10_000.0 / keys.len().max(1) as f64).round() / 100.0,
+                    "ops_per_sec": (keys.len() as f64 / secs).round(),
+                });
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}

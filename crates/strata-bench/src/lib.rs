@@ -1,0 +1,99 @@
+//! Benchmarks that run Strata and its peers (moka, quick_cache) on the same workload in the
+//! same process, so that their ratios, not absolute times, are what is compared.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// The caches under test, behind one interface (`u64` keys and values, unit weights).
+pub trait BenchCache: Send + Sync {
+    /// Looks a key up.
+    fn get(&self, key: u64) -> Option<u64>;
+    /// Inserts a key.
+    fn insert(&self, key: u64, value: u64);
+}
+
+impl BenchCache for strata::Cache<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        strata::Cache::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        strata::Cache::insert(self, key, value);
+    }
+}
+
+impl BenchCache for moka::sync::Cache<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        moka::sync::Cache::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        moka::sync::Cache::insert(self, key, value);
+    }
+}
+
+impl BenchCache for quick_cache::sync::Cache<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        quick_cache::sync::Cache::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        quick_cache::sync::Cache::insert(self, key, value);
+    }
+}
+
+/// The names `--cache` accepts.
+pub const CACHES: [&str; 3] = ["strata", "moka", "quick_cache"];
+
+/// Builds the named cache with room for `capacity` unit-weight entries.
+///
+/// # Errors
+/// An unknown name.
+pub fn build(name: &str, capacity: u64) -> Result<Box<dyn BenchCache>, String> {
+    Ok(match name {
+        "strata" => Box::new(strata::Cache::<u64, u64>::new(capacity)),
+        "moka" => Box::new(moka::sync::Cache::<u64, u64>::new(capacity)),
+        "quick_cache" => Box::new(quick_cache::sync::Cache::<u64, u64>::new(
+            usize::try_from(capacity).map_err(|e| e.to_string())?,
+        )),
+        other => return Err(format!("unknown cache {other:?}; expected one of {CACHES:?}")),
+    })
+}
+
+/// Reads a `*.keys.zst` trace: zstd-compressed text, one unsigned 64-bit key per line.
+///
+/// # Errors
+/// An unreadable file, bad compression, or a line that is not a `u64`.
+pub fn read_trace(path: &Path) -> Result<Vec<u64>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let decoder = zstd::Decoder::new(file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (n, line) in BufReader::new(decoder).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let key = line
+            .parse()
+            .map_err(|e| format!("{}:{}: {line:?}: {e}", path.display(), n + 1))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Replays `keys` as "get; on a miss, insert"; returns the number of hits.
+pub fn replay(cache: &dyn BenchCache, keys: &[u64]) -> u64 {
+    let mut hits = 0;
+    for &key in keys {
+        if cache.get(key).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(key, key);
+        }
+    }
+    hits
+}

@@ -1,0 +1,210 @@
+//! `CacheBuilder`: how a [`Cache`] is configured.
+
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::listener::{Listener, RemovalCause};
+use crate::memory::cache::{Cache, DefaultHashBuilder, Weigher};
+
+/// Shards are never made smaller than this capacity by default: W-TinyLFU needs room for a
+/// window and a main region to tell recency from frequency.
+const MIN_SHARD_CAPACITY: u64 = 1024;
+
+/// Configures and builds a [`Cache`].
+///
+/// ```
+/// use std::time::Duration;
+/// use strata::Cache;
+///
+/// // At most 64 MiB of values, each entry weighed by its length; entries live 10 minutes.
+/// let cache: Cache<String, Vec<u8>> = Cache::builder()
+///     .max_capacity(64 << 20)
+///     .weigher(|_key: &String, value: &Vec<u8>| value.len().try_into().unwrap_or(u32::MAX))
+///     .time_to_live(Duration::from_secs(600))
+///     .build()?;
+/// cache.insert("page".to_string(), vec![0; 4096]);
+/// assert_eq!(cache.weighted_size(), 4096);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
+    max_capacity: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
+    time_to_live: Option<Duration>,
+    time_to_idle: Option<Duration>,
+    listener: Option<Listener<K, V>>,
+    clock: Option<Arc<dyn Clock>>,
+    shards: Option<usize>,
+    hasher: S,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        Self {
+            max_capacity: None,
+            weigher: None,
+            time_to_live: None,
+            time_to_idle: None,
+            listener: None,
+            clock: None,
+            shards: None,
+            hasher: DefaultHashBuilder::default(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> std::fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("max_capacity", &self.max_capacity)
+            .field("weigher", &self.weigher.is_some())
+            .field("time_to_live", &self.time_to_live)
+            .field("time_to_idle", &self.time_to_idle)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// The bound: a number of entries, or a total weight when a [`weigher`](Self::weigher) is set.
+    pub fn max_capacity(mut self, max_capacity: u64) -> Self {
+        self.max_capacity = Some(max_capacity);
+        self
+    }
+
+    /// Weighs each entry (e.g. its size in bytes); the cache keeps the total within capacity.
+    /// An entry heavier than one shard's capacity is not stored (the listener hears `Size`).
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Default time-to-live of every entry, counted from its insert.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
+    /// Time-to-idle: an entry not read or written for this long expires.
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.time_to_idle = Some(tti);
+        self
+    }
+
+    /// Called with every entry that leaves the cache and why, after internal locks are released
+    /// (so the listener may use the cache).
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(K, V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// The time source for expiry; [`SystemClock`] by default, [`MockClock`](crate::MockClock)
+    /// in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Number of independently locked shards (a power of two). By default 4 × the CPUs, fewer
+    /// for small caches so that each shard holds at least 1024 units of capacity.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The hasher for keys.
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            max_capacity: self.max_capacity,
+            weigher: self.weigher,
+            time_to_live: self.time_to_live,
+            time_to_idle: self.time_to_idle,
+            listener: self.listener,
+            clock: self.clock,
+            shards: self.shards,
+            hasher,
+            _types: PhantomData,
+        }
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    /// [`Error::MissingCapacity`] without `max_capacity`; [`Error::InvalidDuration`] for a zero
+    /// or unrepresentable TTL/TTI; [`Error::InvalidShards`] for a shard count that is not a
+    /// power of two.
+    pub fn build(self) -> Result<Cache<K, V, S>> {
+        let capacity = self.max_capacity.ok_or(Error::MissingCapacity)?;
+        let ttl = self.time_to_live.map(|d| nanos("time_to_live", d)).transpose()?;
+        let tti = self.time_to_idle.map(|d| nanos("time_to_idle", d)).transpose()?;
+        let shards = match self.shards {
+            Some(n) if n == 0 || !n.is_power_of_two() => return Err(Error::InvalidShards(n)),
+            Some(n) => n,
+            None => default_shards(capacity),
+        };
+        Ok(Cache::from_parts(crate::memory::cache::Parts {
+            capacity,
+            shards,
+            ttl,
+            tti,
+            weigher: self.weigher,
+            listener: self.listener,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::default())),
+            hasher: self.hasher,
+        }))
+    }
+}
+
+fn nanos(what: &'static str, given: Duration) -> Result<u64> {
+    match u64::try_from(given.as_nanos()) {
+        Ok(n) if n > 0 && n < u64::MAX => Ok(n),
+        _ => Err(Error::InvalidDuration { what, given }),
+    }
+}
+
+fn default_shards(capacity: u64) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
+    let mut shards = (cpus * 4).next_power_of_two();
+    while shards > 1 && capacity / (shards as u64) < MIN_SHARD_CAPACITY {
+        shards /= 2;
+    }
+    shards
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_configuration() {
+        let no_capacity = CacheBuilder::<u32, u32>::default().build();
+        assert_eq!(no_capacity.err(), Some(Error::MissingCapacity));
+        let zero_ttl = CacheBuilder::<u32, u32>::default()
+            .max_capacity(10)
+            .time_to_live(Duration::ZERO)
+            .build();
+        assert!(matches!(zero_ttl.err(), Some(Error::InvalidDuration { what: "time_to_live", .. })));
+        let shards = CacheBuilder::<u32, u32>::default().max_capacity(10).shards(3).build();
+        assert_eq!(shards.err(), Some(Error::InvalidShards(3)));
+    }
+
+    #[test]
+    fn small_caches_get_few_shards() {
+        assert_eq!(default_shards(500), 1);
+        assert!(default_shards(1 << 30) >= 4);
+    }
+}

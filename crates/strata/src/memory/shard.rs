@@ -1,0 +1,657 @@
+//! One shard of the in-memory tier: a hash table over a slab of entries, and the W-TinyLFU
+//! policy that decides which entry leaves when the shard is over its capacity.
+//!
+//! Reads take the shard's lock shared and only bump the entry's atomic hit counter. Writes
+//! take it exclusively and do the policy's bookkeeping: recency order is kept CLOCK-style —
+//! an entry that was hit since the policy last looked at it gets a second chance (moves to the
+//! back of its queue) instead of being reordered on every hit — and its hits are folded into
+//! the frequency sketch at that moment.
+
+use std::borrow::Borrow;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::Hash;
+
+use foldhash::HashMap;
+use hashbrown::HashTable;
+
+use crate::listener::RemovalCause;
+use crate::memory::removals::Removals;
+use crate::options::Tag;
+use crate::policy::sketch::{FrequencySketch, MAX_FREQUENCY};
+use crate::sync::{AtomicU8, AtomicU64, Ordering};
+
+/// "No entry" in the intrusive lists.
+const NIL: u32 = u32::MAX;
+/// "Never expires".
+pub(crate) const NEVER: u64 = u64::MAX;
+/// A candidate at least this popular may be admitted at random even when it loses the duel,
+/// so an attacker cannot pin a victim by inflating its frequency (Caffeine's HashDoS guard).
+const ADMIT_AT_RANDOM_FREQUENCY: u8 = 6;
+/// At most this many expired entries are reclaimed per write, to bound a write's latency.
+const EXPIRE_BATCH: usize = 64;
+
+/// The three regions of W-TinyLFU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Region {
+    /// Admission window: every new entry starts here (LRU-like).
+    Window = 0,
+    /// Main region, entries admitted from the window and not hit since.
+    Probation = 1,
+    /// Main region, entries hit while on probation.
+    Protected = 2,
+}
+
+/// A stored entry.
+#[derive(Debug)]
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    hash: u64,
+    /// Hits since the policy last examined this entry, saturating at 15. Written by readers
+    /// under the shared lock with plain load/store (lost updates only lose a hint).
+    hits: AtomicU8,
+    /// Last access in clock nanoseconds; kept only when the cache has a time-to-idle.
+    last_access: AtomicU64,
+    /// Absolute TTL deadline in clock nanoseconds, or [`NEVER`].
+    expires_at: u64,
+    weight: u32,
+    region: Region,
+    prev: u32,
+    next: u32,
+    tags: Box<[Tag]>,
+}
+
+impl<K, V> Entry<K, V> {
+    fn deadline(&self, tti: Option<u64>) -> u64 {
+        match tti {
+            None => self.expires_at,
+            Some(idle) => self
+                .expires_at
+                .min(self.last_access.load(Ordering::Relaxed).saturating_add(idle)),
+        }
+    }
+
+    #[inline]
+    fn mark_hit(&self) {
+        let hits = self.hits.load(Ordering::Relaxed);
+        if hits < MAX_FREQUENCY {
+            self.hits.store(hits + 1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A slab slot; `version` changes each time the slot is reused or its deadline replaced, so a
+/// stale deadline-heap node never matches a newer entry.
+#[derive(Debug)]
+struct Slot<K, V> {
+    version: u32,
+    entry: Option<Entry<K, V>>,
+}
+
+/// A doubly linked list threaded through the slab.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    weight: u64,
+}
+
+impl List {
+    const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+        weight: 0,
+    };
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup<V> {
+    Hit(V),
+    Expired,
+    Missing,
+}
+
+/// A new entry, as the cache hands it to a shard.
+pub(crate) struct NewEntry<K, V> {
+    pub(crate) hash: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) weight: u32,
+    pub(crate) expires_at: u64,
+    pub(crate) tags: Box<[Tag]>,
+}
+
+/// The state behind one shard's lock; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Shard<K, V> {
+    /// Maps a key hash to the slot index of its entry.
+    table: HashTable<u32>,
+    slots: Vec<Slot<K, V>>,
+    /// Unused slot indices.
+    free: Vec<u32>,
+    /// Window, probation and protected, indexed by [`Region`].
+    lists: [List; 3],
+    /// Total weight of all entries.
+    weight: u64,
+    capacity: u64,
+    /// Weight the window may hold before its oldest entries become admission candidates.
+    window_capacity: u64,
+    /// Weight the protected region may hold before its oldest entries are demoted.
+    protected_capacity: u64,
+    sketch: FrequencySketch,
+    /// Min-heap of (deadline, slot, version); stale nodes are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Slots carrying each tag.
+    tags: HashMap<Tag, hashbrown::HashSet<u32, foldhash::fast::RandomState>>,
+    /// Time-to-idle in nanoseconds, if the cache has one.
+    tti: Option<u64>,
+    /// xorshift state for the random admission of popular candidates.
+    random: u64,
+}
+
+impl<K: Hash + Eq, V: Clone> Shard<K, V> {
+    pub(crate) fn new(capacity: u64, estimated_entries: usize, tti: Option<u64>, seed: u64) -> Self {
+        let mut shard = Self {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lists: [List::EMPTY; 3],
+            weight: 0,
+            capacity,
+            window_capacity: 0,
+            protected_capacity: 0,
+            sketch: FrequencySketch::new(estimated_entries),
+            deadlines: BinaryHeap::new(),
+            tags: HashMap::default(),
+            tti,
+            random: seed | 1,
+        };
+        shard.set_window(crate::policy::climber::INITIAL_WINDOW);
+        shard
+    }
+
+    /// Resizes the window to `fraction` of capacity; the main region gets the rest, 80 % of it
+    /// protected (Caffeine's split).
+    pub(crate) fn set_window(&mut self, fraction: f64) {
+        self.window_capacity = (self.capacity as f64 * fraction) as u64;
+        self.protected_capacity = ((self.capacity - self.window_capacity) as f64 * 0.8) as u64;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    pub(crate) fn has_deadlines(&self) -> bool {
+        !self.deadlines.is_empty()
+    }
+
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&i| {
+                slots[i as usize]
+                    .entry
+                    .as_ref()
+                    .is_some_and(|e| e.key.borrow() == key)
+            })
+            .copied()
+    }
+
+    fn entry(&self, idx: u32) -> &Entry<K, V> {
+        self.slots[idx as usize]
+            .entry
+            .as_ref()
+            .expect("linked slots hold an entry")
+    }
+
+    fn entry_mut(&mut self, idx: u32) -> &mut Entry<K, V> {
+        self.slots[idx as usize]
+            .entry
+            .as_mut()
+            .expect("linked slots hold an entry")
+    }
+
+    /// Looks `key` up under the shared lock; `now` is read only for entries that can expire.
+    #[inline]
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(idx) = self.find(hash, key) else {
+            return Lookup::Missing;
+        };
+        let entry = self.entry(idx);
+        if entry.expires_at != NEVER || self.tti.is_some() {
+            let now = now();
+            if entry.deadline(self.tti) <= now {
+                return Lookup::Expired;
+            }
+            if self.tti.is_some() {
+                entry.last_access.store(now, Ordering::Relaxed);
+            }
+        }
+        entry.mark_hit();
+        Lookup::Hit(entry.value.clone())
+    }
+
+    /// True if `key` has a live entry; does not count as an access.
+    pub(crate) fn contains<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(hash, key).is_some_and(|idx| {
+            let entry = self.entry(idx);
+            entry.expires_at == NEVER && self.tti.is_none() || entry.deadline(self.tti) > now()
+        })
+    }
+
+    /// Inserts or replaces an entry, then evicts until the shard is within capacity.
+    /// Returns true if a new key was added.
+    pub(crate) fn insert(&mut self, new: NewEntry<K, V>, now: u64, out: &mut Removals<K, V>) -> bool {
+        self.expire(now, EXPIRE_BATCH, out);
+        if u64::from(new.weight) > self.capacity {
+            // Too heavy to ever fit: drop any older value for the key, refuse the new one.
+            if let Some(old) = self.find(new.hash, &new.key) {
+                let (key, value) = self.unlink_entry(old);
+                out.push(key, value, RemovalCause::Replaced);
+            }
+            out.push(new.key, new.value, RemovalCause::Size);
+            return false;
+        }
+        let added = match self.find(new.hash, &new.key) {
+            Some(idx) => {
+                self.replace(idx, new, now, out);
+                false
+            }
+            None => {
+                self.add(new, now);
+                true
+            }
+        };
+        self.evict(out);
+        added
+    }
+
+    fn replace(&mut self, idx: u32, new: NewEntry<K, V>, now: u64, out: &mut Removals<K, V>) {
+        self.untag(idx);
+        let tti = self.tti;
+        let entry = self.entry_mut(idx);
+        let old_value = std::mem::replace(&mut entry.value, new.value);
+        let old_weight = std::mem::replace(&mut entry.weight, new.weight);
+        entry.expires_at = new.expires_at;
+        entry.last_access.store(now, Ordering::Relaxed);
+        entry.tags = new.tags;
+        entry.mark_hit();
+        let region = entry.region as usize;
+        let deadline = entry.deadline(tti);
+        self.lists[region].weight = self.lists[region].weight - u64::from(old_weight) + u64::from(new.weight);
+        self.weight = self.weight - u64::from(old_weight) + u64::from(new.weight);
+        self.tag(idx);
+        let slot = &mut self.slots[idx as usize];
+        slot.version = slot.version.wrapping_add(1);
+        let version = slot.version;
+        if deadline != NEVER {
+            self.deadlines.push(Reverse((deadline, idx, version)));
+        }
+        out.push(new.key, old_value, RemovalCause::Replaced);
+    }
+
+    fn add(&mut self, new: NewEntry<K, V>, now: u64) {
+        let entry = Entry {
+            key: new.key,
+            value: new.value,
+            hash: new.hash,
+            hits: AtomicU8::new(0),
+            last_access: AtomicU64::new(now),
+            expires_at: new.expires_at,
+            weight: new.weight,
+            region: Region::Window,
+            prev: NIL,
+            next: NIL,
+            tags: new.tags,
+        };
+        let deadline = entry.deadline(self.tti);
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                let slot = &mut self.slots[idx as usize];
+                slot.version = slot.version.wrapping_add(1);
+                slot.entry = Some(entry);
+                idx
+            }
+            None => {
+                let idx = u32::try_from(self.slots.len()).expect("fewer than 2^32 entries per shard");
+                self.slots.push(Slot {
+                    version: 0,
+                    entry: Some(entry),
+                });
+                idx
+            }
+        };
+        let slots = &self.slots;
+        self.table.insert_unique(new.hash, idx, |&i| {
+            slots[i as usize].entry.as_ref().map_or(0, |e| e.hash)
+        });
+        self.weight += u64::from(new.weight);
+        self.link_tail(Region::Window, idx);
+        self.tag(idx);
+        if deadline != NEVER {
+            let version = self.slots[idx as usize].version;
+            self.deadlines.push(Reverse((deadline, idx, version)));
+        }
+        if self.table.len() > 2 * self.sketch.sized_for() {
+            // A weighted cache holds more entries than first estimated: grow the sketch.
+            self.sketch = FrequencySketch::new(self.table.len());
+        }
+        self.sketch.increment(new.hash);
+    }
+
+    /// Removes `key`, returning its entry.
+    pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        Some(self.unlink_entry(idx))
+    }
+
+    /// Removes every entry carrying `tag`.
+    pub(crate) fn invalidate_tag(&mut self, tag: &str, out: &mut Removals<K, V>) {
+        if let Some(slots) = self.tags.remove(tag) {
+            for idx in slots {
+                let (key, value) = self.unlink_entry(idx);
+                out.push(key, value, RemovalCause::Tag);
+            }
+        }
+    }
+
+    /// Removes the live entries for which `keep` returns false, and all expired entries.
+    pub(crate) fn retain(&mut self, now: u64, mut keep: impl FnMut(&K, &V) -> bool, out: &mut Removals<K, V>) {
+        for idx in 0..self.slots.len() as u32 {
+            let Some(entry) = self.slots[idx as usize].entry.as_ref() else {
+                continue;
+            };
+            let cause = if entry.deadline(self.tti) <= now {
+                RemovalCause::Expired
+            } else if !keep(&entry.key, &entry.value) {
+                RemovalCause::Explicit
+            } else {
+                continue;
+            };
+            let (key, value) = self.unlink_entry(idx);
+            out.push(key, value, cause);
+        }
+    }
+
+    /// Clones the live entries.
+    pub(crate) fn snapshot(&self, now: u64) -> Vec<(K, V)>
+    where
+        K: Clone,
+    {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter(|e| e.deadline(self.tti) > now)
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect()
+    }
+
+    /// Reclaims up to `limit` entries whose deadline passed.
+    pub(crate) fn expire(&mut self, now: u64, limit: usize, out: &mut Removals<K, V>) {
+        let mut reclaimed = 0;
+        while let Some(&Reverse((deadline, idx, version))) = self.deadlines.peek() {
+            if deadline > now || reclaimed == limit {
+                break;
+            }
+            self.deadlines.pop();
+            let slot = &self.slots[idx as usize];
+            let Some(entry) = slot.entry.as_ref().filter(|_| slot.version == version) else {
+                continue;
+            };
+            let actual = entry.deadline(self.tti);
+            if actual > now {
+                // Touched since (time-to-idle): wait for its new deadline.
+                self.deadlines.push(Reverse((actual, idx, version)));
+                continue;
+            }
+            let (key, value) = self.unlink_entry(idx);
+            out.push(key, value, RemovalCause::Expired);
+            reclaimed += 1;
+        }
+        if self.deadlines.len() > 2 * self.table.len() + 64 {
+            let slots = &self.slots;
+            self.deadlines
+                .retain(|Reverse((_, idx, v))| slots[*idx as usize].version == *v && slots[*idx as usize].entry.is_some());
+        }
+    }
+
+    /// Evicts until the shard is within capacity (see the module docs for the policy).
+    fn evict(&mut self, out: &mut Removals<K, V>) {
+        // The window's overflow competes, one candidate at a time, for a place in main.
+        while self.lists[Region::Window as usize].weight > self.window_capacity {
+            let candidate = self.lists[Region::Window as usize].head;
+            if self.take_hits(candidate) {
+                self.move_to_tail(Region::Window, candidate);
+                continue;
+            }
+            self.unlink(candidate);
+            let mut admitted = true;
+            let main_capacity = self.capacity - self.window_capacity;
+            while self.weight > self.capacity
+                && self.main_weight() + u64::from(self.entry(candidate).weight) > main_capacity
+            {
+                let Some(victim) = self.main_victim() else { break };
+                if self.admit(candidate, victim) {
+                    self.evict_entry(victim, out);
+                } else {
+                    admitted = false;
+                    break;
+                }
+            }
+            if admitted {
+                self.link_tail(Region::Probation, candidate);
+            } else {
+                self.link_tail(Region::Window, candidate); // relinked only to be unlinked cleanly
+                self.evict_entry(candidate, out);
+            }
+        }
+        // Still over (the window grew, or an update got heavier): evict without a duel.
+        while self.weight > self.capacity {
+            let victim = match self.main_victim() {
+                Some(victim) => victim,
+                None => {
+                    let head = self.lists[Region::Window as usize].head;
+                    if self.take_hits(head) {
+                        self.move_to_tail(Region::Window, head);
+                        continue;
+                    }
+                    head
+                }
+            };
+            self.evict_entry(victim, out);
+        }
+    }
+
+    fn main_weight(&self) -> u64 {
+        self.lists[Region::Probation as usize].weight + self.lists[Region::Protected as usize].weight
+    }
+
+    /// The main region's next victim: the oldest probation entry not hit since it was last
+    /// examined; hit ones are promoted to protected on the way. Falls back to protected.
+    fn main_victim(&mut self) -> Option<u32> {
+        loop {
+            let victim = self.lists[Region::Probation as usize].head;
+            if victim == NIL {
+                let oldest = self.lists[Region::Protected as usize].head;
+                if oldest == NIL {
+                    return None;
+                }
+                if self.take_hits(oldest) {
+                    self.move_to_tail(Region::Protected, oldest);
+                    continue;
+                }
+                return Some(oldest);
+            }
+            if !self.take_hits(victim) {
+                return Some(victim);
+            }
+            self.unlink(victim);
+            self.link_tail(Region::Protected, victim);
+            while self.lists[Region::Protected as usize].weight > self.protected_capacity {
+                let oldest = self.lists[Region::Protected as usize].head;
+                self.unlink(oldest);
+                if self.take_hits(oldest) {
+                    self.link_tail(Region::Protected, oldest);
+                } else {
+                    self.link_tail(Region::Probation, oldest);
+                }
+            }
+        }
+    }
+
+    /// TinyLFU admission: does `candidate` deserve `victim`'s place?
+    fn admit(&mut self, candidate: u32, victim: u32) -> bool {
+        let candidate_frequency = self.sketch.frequency(self.entry(candidate).hash);
+        let victim_frequency = self.sketch.frequency(self.entry(victim).hash);
+        if candidate_frequency > victim_frequency {
+            return true;
+        }
+        if candidate_frequency >= ADMIT_AT_RANDOM_FREQUENCY {
+            self.random ^= self.random << 13;
+            self.random ^= self.random >> 7;
+            self.random ^= self.random << 17;
+            return self.random & 127 == 0;
+        }
+        false
+    }
+
+    /// Clears the entry's hit counter, folding the hits into the sketch; true if it had any.
+    fn take_hits(&mut self, idx: u32) -> bool {
+        let entry = self.entry_mut(idx);
+        let hits = std::mem::take(entry.hits.get_mut());
+        let hash = entry.hash;
+        for _ in 0..hits {
+            self.sketch.increment(hash);
+        }
+        hits > 0
+    }
+
+    fn evict_entry(&mut self, idx: u32, out: &mut Removals<K, V>) {
+        let (key, value) = self.unlink_entry(idx);
+        out.push(key, value, RemovalCause::Size);
+    }
+
+    /// Removes the entry at `idx` from the table, its list, the tag index and the slab.
+    fn unlink_entry(&mut self, idx: u32) -> (K, V) {
+        let hash = self.entry(idx).hash;
+        if let Ok(found) = self.table.find_entry(hash, |&i| i == idx) {
+            found.remove();
+        }
+        self.unlink(idx);
+        self.untag(idx);
+        let entry = self.slots[idx as usize]
+            .entry
+            .take()
+            .expect("linked slots hold an entry");
+        self.weight -= u64::from(entry.weight);
+        self.free.push(idx);
+        if self.table.is_empty() {
+            self.deadlines.clear();
+        }
+        (entry.key, entry.value)
+    }
+
+    fn tag(&mut self, idx: u32) {
+        let entry = self.slots[idx as usize].entry.as_ref().expect("linked slots hold an entry");
+        for tag in entry.tags.iter() {
+            self.tags.entry(tag.clone()).or_default().insert(idx);
+        }
+    }
+
+    fn untag(&mut self, idx: u32) {
+        let entry = self.slots[idx as usize].entry.as_ref().expect("linked slots hold an entry");
+        for tag in entry.tags.iter() {
+            if let Some(set) = self.tags.get_mut(tag) {
+                set.remove(&idx);
+                if set.is_empty() {
+                    self.tags.remove(tag);
+                }
+            }
+        }
+    }
+
+    fn link_tail(&mut self, region: Region, idx: u32) {
+        let tail = self.lists[region as usize].tail;
+        let entry = self.entry_mut(idx);
+        entry.region = region;
+        entry.prev = tail;
+        entry.next = NIL;
+        let weight = u64::from(entry.weight);
+        if tail == NIL {
+            self.lists[region as usize].head = idx;
+        } else {
+            self.entry_mut(tail).next = idx;
+        }
+        let list = &mut self.lists[region as usize];
+        list.tail = idx;
+        list.weight += weight;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let entry = self.entry(idx);
+        let (prev, next, region, weight) = (entry.prev, entry.next, entry.region as usize, u64::from(entry.weight));
+        if prev == NIL {
+            self.lists[region].head = next;
+        } else {
+            self.entry_mut(prev).next = next;
+        }
+        if next == NIL {
+            self.lists[region].tail = prev;
+        } else {
+            self.entry_mut(next).prev = prev;
+        }
+        self.lists[region].weight -= weight;
+    }
+
+    fn move_to_tail(&mut self, region: Region, idx: u32) {
+        self.unlink(idx);
+        self.link_tail(region, idx);
+    }
+
+    /// Checks the internal invariants (tests only).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let mut count = 0;
+        let mut weight = 0;
+        for list in &self.lists {
+            let mut idx = list.head;
+            let mut list_weight = 0;
+            let mut prev = NIL;
+            while idx != NIL {
+                let e = self.entry(idx);
+                assert_eq!(e.prev, prev);
+                list_weight += u64::from(e.weight);
+                count += 1;
+                prev = idx;
+                idx = e.next;
+            }
+            assert_eq!(list.tail, prev);
+            assert_eq!(list.weight, list_weight);
+            weight += list_weight;
+        }
+        assert_eq!(count, self.table.len());
+        assert_eq!(weight, self.weight);
+        assert!(self.weight <= self.capacity);
+    }
+}

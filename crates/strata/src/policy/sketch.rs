@@ -1,0 +1,151 @@
+//! A count-min sketch of 4-bit counters that estimates how often a key was seen recently.
+//!
+//! This is TinyLFU's frequency filter (Einziger, Friedman, Manes, "TinyLFU: A Highly Efficient
+//! Cache Admission Policy", 2017), laid out as in Caffeine's `FrequencySketch`: sixteen 4-bit
+//! counters per `u64`, four counters per key, and a periodic halving ("reset") that ages out
+//! old popularity so the sketch follows a changing workload.
+
+/// Seeds of the four hash functions (64-bit primes used by Caffeine and CityHash).
+const SEEDS: [u64; 4] = [
+    0xc3a5_c85c_97cb_3127,
+    0xb492_b66f_be98_f273,
+    0x9ae1_6a3b_2f90_404f,
+    0xcbf2_9ce4_8422_2325,
+];
+/// Clears the top bit of every 4-bit counter after a right shift (halving all counters).
+const RESET_MASK: u64 = 0x7777_7777_7777_7777;
+/// The lowest bit of every 4-bit counter (used to count the odd counters lost by halving).
+const ONE_MASK: u64 = 0x1111_1111_1111_1111;
+/// Saturation value of a 4-bit counter.
+pub(crate) const MAX_FREQUENCY: u8 = 15;
+
+/// Frequency estimates for keys (by hash); see the module docs.
+#[derive(Debug)]
+pub(crate) struct FrequencySketch {
+    /// Counters, sixteen per word.
+    table: Box<[u64]>,
+    /// `table.len() - 1`; the length is a power of two.
+    mask: usize,
+    /// Additions after which all counters are halved (10 × the number of keys sized for).
+    sample_size: u64,
+    /// Additions since the last reset.
+    additions: u64,
+}
+
+impl FrequencySketch {
+    /// A sketch sized for about `entries` distinct resident keys.
+    pub(crate) fn new(entries: usize) -> Self {
+        let words = entries.clamp(8, 1 << 26).next_power_of_two();
+        Self {
+            table: vec![0; words].into_boxed_slice(),
+            mask: words - 1,
+            sample_size: 10 * entries.max(1) as u64,
+            additions: 0,
+        }
+    }
+
+    /// The number of keys this sketch was sized for.
+    pub(crate) fn sized_for(&self) -> usize {
+        (self.sample_size / 10) as usize
+    }
+
+    /// Estimated recent frequency of `hash`, `0..=15`.
+    pub(crate) fn frequency(&self, hash: u64) -> u8 {
+        let hash = spread(hash);
+        let start = ((hash & 3) << 2) as u32;
+        let mut min = MAX_FREQUENCY;
+        for (i, seed) in SEEDS.iter().enumerate() {
+            let word = self.table[self.index(hash, *seed)];
+            let shift = (start + i as u32) << 2;
+            min = min.min(((word >> shift) & 0xF) as u8);
+        }
+        min
+    }
+
+    /// Records one access of `hash`.
+    pub(crate) fn increment(&mut self, hash: u64) {
+        let hash = spread(hash);
+        let start = ((hash & 3) << 2) as u32;
+        let mut added = false;
+        for (i, seed) in SEEDS.iter().enumerate() {
+            let index = self.index(hash, *seed);
+            let shift = (start + i as u32) << 2;
+            let mask = 0xF_u64 << shift;
+            if self.table[index] & mask != mask {
+                self.table[index] += 1 << shift;
+                added = true;
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.sample_size {
+                self.reset();
+            }
+        }
+    }
+
+    /// Halves every counter: popularity decays so that new hot keys can displace old ones.
+    fn reset(&mut self) {
+        let mut odd = 0_u64;
+        for word in self.table.iter_mut() {
+            odd += u64::from((*word & ONE_MASK).count_ones());
+            *word = (*word >> 1) & RESET_MASK;
+        }
+        self.additions = (self.additions - odd / 4) / 2;
+    }
+
+    fn index(&self, hash: u64, seed: u64) -> usize {
+        let mut h = hash.wrapping_add(seed).wrapping_mul(seed);
+        h = h.wrapping_add(h >> 32);
+        (h as usize) & self.mask
+    }
+}
+
+/// Re-mixes a key hash so the sketch does not reuse the bits that pick the shard and bucket.
+fn spread(hash: u64) -> u64 {
+    let mut x = hash ^ (hash >> 33);
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^ (x >> 33)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_at_fifteen() {
+        let mut sketch = FrequencySketch::new(1024);
+        for _ in 0..40 {
+            sketch.increment(42);
+        }
+        assert_eq!(sketch.frequency(42), MAX_FREQUENCY);
+        assert!(sketch.frequency(43) < 2, "an unseen key reads as (almost) zero");
+    }
+
+    #[test]
+    fn reset_halves_popularity() {
+        let mut sketch = FrequencySketch::new(64);
+        for _ in 0..10 {
+            sketch.increment(7);
+        }
+        let before = sketch.frequency(7);
+        // Drive the sketch past its sample size with other keys.
+        for k in 0..1_000_u64 {
+            sketch.increment(k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 40);
+        }
+        assert!(sketch.frequency(7) < before, "aging must lower old counts");
+    }
+
+    #[test]
+    fn hot_keys_outrank_cold_keys() {
+        let mut sketch = FrequencySketch::new(512);
+        for k in 0..256_u64 {
+            for _ in 0..(k % 8) {
+                sketch.increment(k);
+            }
+        }
+        let hot = (0..256_u64).filter(|k| k % 8 == 7).map(|k| sketch.frequency(k) as u32);
+        let cold = (0..256_u64).filter(|k| k % 8 == 1).map(|k| sketch.frequency(k) as u32);
+        assert!(hot.sum::<u32>() > 4 * cold.sum::<u32>());
+    }
+}

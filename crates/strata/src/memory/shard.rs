@@ -42,27 +42,37 @@ enum Region {
     Protected = 2,
 }
 
-/// A stored entry.
+/// A stored entry: kept small (48 bytes for `u64` keys and values) because a hit's cost is
+/// mostly the cache miss that loads it. Expiry times and tags, which most entries lack, live in
+/// side tables of the shard.
 #[derive(Debug)]
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
     hash: u64,
+    weight: u32,
+    prev: u32,
+    next: u32,
     /// Hits since the policy last examined this entry, saturating at 15. Written by readers
     /// under the shared lock with plain load/store (lost updates only lose a hint).
     hits: AtomicU8,
-    /// Last access in clock nanoseconds; kept only when the cache has a time-to-idle.
-    last_access: AtomicU64,
-    /// Absolute TTL deadline in clock nanoseconds, or [`NEVER`].
-    expires_at: u64,
-    weight: u32,
     region: Region,
-    prev: u32,
-    next: u32,
-    tags: Box<[Tag]>,
+    /// Has an entry in `Shard::timing` (a TTL, or the cache has a time-to-idle).
+    timed: bool,
+    /// Has an entry in `Shard::entry_tags`.
+    tagged: bool,
 }
 
-impl<K, V> Entry<K, V> {
+/// Expiry data of a timed entry, in clock nanoseconds.
+#[derive(Debug, Default)]
+struct Timing {
+    /// Absolute TTL deadline, or [`NEVER`].
+    expires_at: u64,
+    /// Last access; used only when the cache has a time-to-idle.
+    last_access: AtomicU64,
+}
+
+impl Timing {
     fn deadline(&self, tti: Option<u64>) -> u64 {
         match tti {
             None => self.expires_at,
@@ -71,7 +81,9 @@ impl<K, V> Entry<K, V> {
                 .min(self.last_access.load(Ordering::Relaxed).saturating_add(idle)),
         }
     }
+}
 
+impl<K, V> Entry<K, V> {
     #[inline]
     fn mark_hit(&self) {
         let hits = self.hits.load(Ordering::Relaxed);
@@ -142,8 +154,12 @@ pub(crate) struct Shard<K, V> {
     sketch: FrequencySketch,
     /// Min-heap of (deadline, slot, version); stale nodes are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Expiry data by slot index, for entries with `timed` set (grown on demand).
+    timing: Vec<Timing>,
     /// Slots carrying each tag.
     tags: HashMap<Tag, hashbrown::HashSet<u32, foldhash::fast::RandomState>>,
+    /// Tags of each entry with `tagged` set.
+    entry_tags: HashMap<u32, Box<[Tag]>>,
     /// Time-to-idle in nanoseconds, if the cache has one.
     tti: Option<u64>,
     /// xorshift state for the random admission of popular candidates.
@@ -163,7 +179,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             protected_capacity: 0,
             sketch: FrequencySketch::new(estimated_entries),
             deadlines: BinaryHeap::new(),
+            timing: Vec::new(),
             tags: HashMap::default(),
+            entry_tags: HashMap::default(),
             tti,
             random: seed | 1,
         };
@@ -220,6 +238,15 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             .expect("linked slots hold an entry")
     }
 
+    /// The entry's expiry deadline, or [`NEVER`].
+    fn deadline(&self, idx: u32) -> u64 {
+        if self.entry(idx).timed {
+            self.timing[idx as usize].deadline(self.tti)
+        } else {
+            NEVER
+        }
+    }
+
     /// Looks `key` up under the shared lock; `now` is read only for entries that can expire.
     #[inline]
     pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> Lookup<V>
@@ -231,13 +258,14 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             return Lookup::Missing;
         };
         let entry = self.entry(idx);
-        if entry.expires_at != NEVER || self.tti.is_some() {
+        if entry.timed {
+            let timing = &self.timing[idx as usize];
             let now = now();
-            if entry.deadline(self.tti) <= now {
+            if timing.deadline(self.tti) <= now {
                 return Lookup::Expired;
             }
             if self.tti.is_some() {
-                entry.last_access.store(now, Ordering::Relaxed);
+                timing.last_access.store(now, Ordering::Relaxed);
             }
         }
         entry.mark_hit();
@@ -250,10 +278,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.find(hash, key).is_some_and(|idx| {
-            let entry = self.entry(idx);
-            entry.expires_at == NEVER && self.tti.is_none() || entry.deadline(self.tti) > now()
-        })
+        self.find(hash, key)
+            .is_some_and(|idx| !self.entry(idx).timed || self.deadline(idx) > now())
     }
 
     /// Inserts or replaces an entry, then evicts until the shard is within capacity.
@@ -285,26 +311,48 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     fn replace(&mut self, idx: u32, new: NewEntry<K, V>, now: u64, out: &mut Removals<K, V>) {
         self.untag(idx);
-        let tti = self.tti;
         let entry = self.entry_mut(idx);
         let old_value = std::mem::replace(&mut entry.value, new.value);
         let old_weight = std::mem::replace(&mut entry.weight, new.weight);
-        entry.expires_at = new.expires_at;
-        entry.last_access.store(now, Ordering::Relaxed);
-        entry.tags = new.tags;
         entry.mark_hit();
         let region = entry.region as usize;
-        let deadline = entry.deadline(tti);
         self.lists[region].weight = self.lists[region].weight - u64::from(old_weight) + u64::from(new.weight);
         self.weight = self.weight - u64::from(old_weight) + u64::from(new.weight);
-        self.tag(idx);
         let slot = &mut self.slots[idx as usize];
         slot.version = slot.version.wrapping_add(1);
-        let version = slot.version;
-        if deadline != NEVER {
-            self.deadlines.push(Reverse((deadline, idx, version)));
-        }
+        self.set_timing(idx, new.expires_at, now);
+        self.set_tags(idx, new.tags);
         out.push(new.key, old_value, RemovalCause::Replaced);
+    }
+
+    /// Records the entry's expiry data and schedules its deadline (the slot's version must
+    /// already be current).
+    fn set_timing(&mut self, idx: u32, expires_at: u64, now: u64) {
+        let timed = expires_at != NEVER || self.tti.is_some();
+        self.entry_mut(idx).timed = timed;
+        if !timed {
+            return;
+        }
+        if self.timing.len() <= idx as usize {
+            self.timing.resize_with(self.slots.len(), Timing::default);
+        }
+        let timing = &mut self.timing[idx as usize];
+        timing.expires_at = expires_at;
+        *timing.last_access.get_mut() = now;
+        let deadline = timing.deadline(self.tti);
+        let version = self.slots[idx as usize].version;
+        self.deadlines.push(Reverse((deadline, idx, version)));
+    }
+
+    fn set_tags(&mut self, idx: u32, tags: Box<[Tag]>) {
+        self.entry_mut(idx).tagged = !tags.is_empty();
+        if tags.is_empty() {
+            return;
+        }
+        for tag in tags.iter() {
+            self.tags.entry(tag.clone()).or_default().insert(idx);
+        }
+        self.entry_tags.insert(idx, tags);
     }
 
     fn add(&mut self, new: NewEntry<K, V>, now: u64) {
@@ -312,16 +360,14 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             key: new.key,
             value: new.value,
             hash: new.hash,
-            hits: AtomicU8::new(0),
-            last_access: AtomicU64::new(now),
-            expires_at: new.expires_at,
             weight: new.weight,
-            region: Region::Window,
             prev: NIL,
             next: NIL,
-            tags: new.tags,
+            hits: AtomicU8::new(0),
+            region: Region::Window,
+            timed: false,
+            tagged: false,
         };
-        let deadline = entry.deadline(self.tti);
         let idx = match self.free.pop() {
             Some(idx) => {
                 let slot = &mut self.slots[idx as usize];
@@ -344,11 +390,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         });
         self.weight += u64::from(new.weight);
         self.link_tail(Region::Window, idx);
-        self.tag(idx);
-        if deadline != NEVER {
-            let version = self.slots[idx as usize].version;
-            self.deadlines.push(Reverse((deadline, idx, version)));
-        }
+        self.set_timing(idx, new.expires_at, now);
+        self.set_tags(idx, new.tags);
         if self.table.len() > 2 * self.sketch.sized_for() {
             // A weighted cache holds more entries than first estimated: grow the sketch.
             self.sketch = FrequencySketch::new(self.table.len());
@@ -382,7 +425,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             let Some(entry) = self.slots[idx as usize].entry.as_ref() else {
                 continue;
             };
-            let cause = if entry.deadline(self.tti) <= now {
+            let cause = if self.deadline(idx) <= now {
                 RemovalCause::Expired
             } else if !keep(&entry.key, &entry.value) {
                 RemovalCause::Explicit
@@ -399,11 +442,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     where
         K: Clone,
     {
-        self.slots
-            .iter()
-            .filter_map(|s| s.entry.as_ref())
-            .filter(|e| e.deadline(self.tti) > now)
-            .map(|e| (e.key.clone(), e.value.clone()))
+        (0..self.slots.len() as u32)
+            .filter(|&idx| self.slots[idx as usize].entry.is_some() && self.deadline(idx) > now)
+            .map(|idx| {
+                let entry = self.entry(idx);
+                (entry.key.clone(), entry.value.clone())
+            })
             .collect()
     }
 
@@ -416,10 +460,10 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             }
             self.deadlines.pop();
             let slot = &self.slots[idx as usize];
-            let Some(entry) = slot.entry.as_ref().filter(|_| slot.version == version) else {
+            if slot.version != version || slot.entry.is_none() {
                 continue;
-            };
-            let actual = entry.deadline(self.tti);
+            }
+            let actual = self.deadline(idx);
             if actual > now {
                 // Touched since (time-to-idle): wait for its new deadline.
                 self.deadlines.push(Reverse((actual, idx, version)));
@@ -541,8 +585,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         let entry = self.entry_mut(idx);
         let hits = std::mem::take(entry.hits.get_mut());
         let hash = entry.hash;
-        for _ in 0..hits {
-            self.sketch.increment(hash);
+        if hits > 0 {
+            self.sketch.increment_by(hash, hits);
         }
         hits > 0
     }
@@ -572,16 +616,14 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         (entry.key, entry.value)
     }
 
-    fn tag(&mut self, idx: u32) {
-        let entry = self.slots[idx as usize].entry.as_ref().expect("linked slots hold an entry");
-        for tag in entry.tags.iter() {
-            self.tags.entry(tag.clone()).or_default().insert(idx);
-        }
-    }
-
     fn untag(&mut self, idx: u32) {
-        let entry = self.slots[idx as usize].entry.as_ref().expect("linked slots hold an entry");
-        for tag in entry.tags.iter() {
+        if !self.entry(idx).tagged {
+            return;
+        }
+        let Some(tags) = self.entry_tags.remove(&idx) else {
+            return;
+        };
+        for tag in tags.iter() {
             if let Some(set) = self.tags.get_mut(tag) {
                 set.remove(&idx);
                 if set.is_empty() {

@@ -64,20 +64,24 @@ impl FrequencySketch {
 
     /// Records one access of `hash`.
     pub(crate) fn increment(&mut self, hash: u64) {
+        self.increment_by(hash, 1);
+    }
+
+    /// Records `n` accesses of `hash` in one pass over its counters.
+    pub(crate) fn increment_by(&mut self, hash: u64, n: u8) {
         let hash = spread(hash);
         let start = ((hash & 3) << 2) as u32;
-        let mut added = false;
+        let mut added = 0;
         for (i, seed) in SEEDS.iter().enumerate() {
             let index = self.index(hash, *seed);
             let shift = (start + i as u32) << 2;
-            let mask = 0xF_u64 << shift;
-            if self.table[index] & mask != mask {
-                self.table[index] += 1 << shift;
-                added = true;
-            }
+            let count = ((self.table[index] >> shift) & 0xF) as u8;
+            let add = n.min(MAX_FREQUENCY - count);
+            self.table[index] += u64::from(add) << shift;
+            added = added.max(add);
         }
-        if added {
-            self.additions += 1;
+        if added > 0 {
+            self.additions += u64::from(added);
             if self.additions >= self.sample_size {
                 self.reset();
             }
@@ -120,6 +124,21 @@ mod tests {
         }
         assert_eq!(sketch.frequency(42), MAX_FREQUENCY);
         assert!(sketch.frequency(43) < 2, "an unseen key reads as (almost) zero");
+    }
+
+    #[test]
+    fn increment_by_equals_repeated_increments() {
+        let (mut one, mut many) = (FrequencySketch::new(256), FrequencySketch::new(256));
+        for k in 0..200_u64 {
+            let n = (k % 7) as u8;
+            one.increment_by(k, n);
+            for _ in 0..n {
+                many.increment(k);
+            }
+        }
+        for k in 0..200_u64 {
+            assert_eq!(one.frequency(k), many.frequency(k), "key {k}");
+        }
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! Multi-threaded throughput of Strata and its peers on a Zipf workload; one JSON line per cache.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Zipf};
+use strata_bench::BenchCache;
+
+/// Each thread replays its own pre-generated Zipf key sequence: R% reads (get, insert on a
+/// miss), the rest inserts.
+#[derive(Parser)]
+struct Args {
+    /// Caches to run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "strata,moka,quick_cache")]
+    cache: Vec<String>,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Cache capacity in entries.
+    #[arg(long, default_value_t = 100_000)]
+    capacity: u64,
+    /// Zipf exponent.
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// Percentage of operations that are reads.
+    #[arg(long, default_value_t = 90)]
+    read_pct: u32,
+    /// Seconds each cache runs per round.
+    #[arg(long, default_value_t = 2.0)]
+    secs: f64,
+    /// Rounds; caches take turns each round and the median is reported (the machine is shared).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// Operations per thread: a key, and whether it is a read.
+const OPS_PER_THREAD: usize = 1 << 20;
+
+fn main() -> Result<(), String> {
+    let args = Args::parse();
+    let zipf = Zipf::new(args.keys as f64, args.zipf).map_err(|e| e.to_string())?;
+    let workloads: Vec<Arc<Vec<(u64, bool)>>> = (0..args.threads)
+        .map(|t| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64 + 1);
+            // Spread ranks over the key space so hot keys do not share low bits.
+            let ops = (0..OPS_PER_THREAD)
+                .map(|_| {
+                    let rank = zipf.sample(&mut rng) as u64;
+                    (rank.wrapping_mul(0x9E37_79B9_7F4A_7C15), rng.random_range(0..100) < args.read_pct)
+                })
+                .collect();
+            Arc::new(ops)
+        })
+        .collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); args.cache.len()];
+    for _ in 0..args.rounds {
+        for (name, samples) in args.cache.iter().zip(&mut samples) {
+            samples.push(match name.as_str() {
+                "strata" => run(Arc::new(strata::Cache::<u64, u64>::new(args.capacity)), &workloads, args.secs),
+                "moka" => run(Arc::new(moka::sync::Cache::<u64, u64>::new(args.capacity)), &workloads, args.secs),
+                "quick_cache" => run(
+                    Arc::new(quick_cache::sync::Cache::<u64, u64>::new(args.capacity as usize)),
+                    &workloads,
+                    args.secs,
+                ),
+                other => return Err(format!("unknown cache {other:?}; expected one of {:?}", strata_bench::CACHES)),
+            });
+        }
+    }
+    for (name, mut samples) in args.cache.iter().zip(samples) {
+        samples.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
+        let median = samples[samples.len() / 2];
+        let line = serde_json::json!({
+            "cache": name,
+            "threads": args.threads,
+            "read_pct": args.read_pct,
+            "ops_per_sec": median.ops_per_sec.round(),
+            "hit_ratio": (median.hit_ratio * 10_000.0).round() / 100.0,
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// One timed run of one cache.
+#[derive(Clone, Copy)]
+struct Sample {
+    ops_per_sec: f64,
+    /// Hits ÷ reads.
+    hit_ratio: f64,
+}
+
+fn run<C: BenchCache + 'static>(cache: Arc<C>, workloads: &[Arc<Vec<(u64, bool)>>], secs: f64) -> Sample {
+    // Warm up: fill the cache with the workload's own keys.
+    for &(key, _) in workloads[0].iter() {
+        if cache.get(key).is_none() {
+            cache.insert(key, key);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = workloads
+        .iter()
+        .map(|ops| {
+            let (cache, ops, stop) = (cache.clone(), ops.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut done, mut reads, mut hits) = (0_u64, 0_u64, 0_u64);
+                'outer: loop {
+                    for chunk in ops.chunks(1024) {
+                        for &(key, read) in chunk {
+                            if read {
+                                reads += 1;
+                                if cache.get(key).is_some() {
+                                    hits += 1;
+                                } else {
+                                    cache.insert(key, key);
+                                }
+                            } else {
+                                cache.insert(key, key);
+                            }
+                        }
+                        done += chunk.len() as u64;
+                        if stop.load(Ordering::Relaxed) {
+                            break 'outer;
+                        }
+                    }
+                }
+                (done, reads, hits)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let (mut done, mut reads, mut hits) = (0, 0, 0);
+    for handle in handles {
+        let (d, r, h) = handle.join().expect("bench thread");
+        (done, reads, hits) = (done + d, reads + r, hits + h);
+    }
+    Sample {
+        ops_per_sec: done as f64 / start.elapsed().as_secs_f64(),
+        hit_ratio: hits as f64 / reads.max(1) as f64,
+    }
+}

@@ -59,7 +59,11 @@ pub fn build(name: &str, capacity: u64) -> Result<Box<dyn BenchCache>, String> {
         "quick_cache" => Box::new(quick_cache::sync::Cache::<u64, u64>::new(
             usize::try_from(capacity).map_err(|e| e.to_string())?,
         )),
-        other => return Err(format!("unknown cache {other:?}; expected one of {CACHES:?}")),
+        other => {
+            return Err(format!(
+                "unknown cache {other:?}; expected one of {CACHES:?}"
+            ));
+        }
     })
 }
 

@@ -51,7 +51,10 @@ fn main() -> Result<(), String> {
             let ops = (0..OPS_PER_THREAD)
                 .map(|_| {
                     let rank = zipf.sample(&mut rng) as u64;
-                    (rank.wrapping_mul(0x9E37_79B9_7F4A_7C15), rng.random_range(0..100) < args.read_pct)
+                    (
+                        rank.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        rng.random_range(0..100) < args.read_pct,
+                    )
                 })
                 .collect();
             Arc::new(ops)
@@ -61,14 +64,29 @@ fn main() -> Result<(), String> {
     for _ in 0..args.rounds {
         for (name, samples) in args.cache.iter().zip(&mut samples) {
             samples.push(match name.as_str() {
-                "strata" => run(Arc::new(strata::Cache::<u64, u64>::new(args.capacity)), &workloads, args.secs),
-                "moka" => run(Arc::new(moka::sync::Cache::<u64, u64>::new(args.capacity)), &workloads, args.secs),
-                "quick_cache" => run(
-                    Arc::new(quick_cache::sync::Cache::<u64, u64>::new(args.capacity as usize)),
+                "strata" => run(
+                    Arc::new(strata::Cache::<u64, u64>::new(args.capacity)),
                     &workloads,
                     args.secs,
                 ),
-                other => return Err(format!("unknown cache {other:?}; expected one of {:?}", strata_bench::CACHES)),
+                "moka" => run(
+                    Arc::new(moka::sync::Cache::<u64, u64>::new(args.capacity)),
+                    &workloads,
+                    args.secs,
+                ),
+                "quick_cache" => run(
+                    Arc::new(quick_cache::sync::Cache::<u64, u64>::new(
+                        args.capacity as usize,
+                    )),
+                    &workloads,
+                    args.secs,
+                ),
+                other => {
+                    return Err(format!(
+                        "unknown cache {other:?}; expected one of {:?}",
+                        strata_bench::CACHES
+                    ));
+                }
             });
         }
     }
@@ -95,7 +113,11 @@ struct Sample {
     hit_ratio: f64,
 }
 
-fn run<C: BenchCache + 'static>(cache: Arc<C>, workloads: &[Arc<Vec<(u64, bool)>>], secs: f64) -> Sample {
+fn run<C: BenchCache + 'static>(
+    cache: Arc<C>,
+    workloads: &[Arc<Vec<(u64, bool)>>],
+    secs: f64,
+) -> Sample {
     // Warm up: fill the cache with the workload's own keys.
     for &(key, _) in workloads[0].iter() {
         if cache.get(key).is_none() {

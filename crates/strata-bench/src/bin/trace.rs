@@ -23,10 +23,10 @@ fn main() -> Result<(), String> {
     let args = Args::parse();
     for path in &args.trace {
         let keys = strata_bench::read_trace(path)?;
-        let trace = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map_or_else(|| path.display().to_string(), |n| n.trim_end_matches(".keys.zst").to_string());
+        let trace = path.file_name().and_then(|n| n.to_str()).map_or_else(
+            || path.display().to_string(),
+            |n| n.trim_end_matches(".keys.zst").to_string(),
+        );
         for &capacity in &args.capacity {
             for name in &args.cache {
                 let cache = strata_bench::build(name, capacity)?;

@@ -149,8 +149,14 @@ where
     /// power of two.
     pub fn build(self) -> Result<Cache<K, V, S>> {
         let capacity = self.max_capacity.ok_or(Error::MissingCapacity)?;
-        let ttl = self.time_to_live.map(|d| nanos("time_to_live", d)).transpose()?;
-        let tti = self.time_to_idle.map(|d| nanos("time_to_idle", d)).transpose()?;
+        let ttl = self
+            .time_to_live
+            .map(|d| nanos("time_to_live", d))
+            .transpose()?;
+        let tti = self
+            .time_to_idle
+            .map(|d| nanos("time_to_idle", d))
+            .transpose()?;
         let shards = match self.shards {
             Some(n) if n == 0 || !n.is_power_of_two() => return Err(Error::InvalidShards(n)),
             Some(n) => n,
@@ -163,7 +169,9 @@ where
             tti,
             weigher: self.weigher,
             listener: self.listener,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::default())),
+            clock: self
+                .clock
+                .unwrap_or_else(|| Arc::new(SystemClock::default())),
             hasher: self.hasher,
         }))
     }
@@ -197,8 +205,17 @@ mod tests {
             .max_capacity(10)
             .time_to_live(Duration::ZERO)
             .build();
-        assert!(matches!(zero_ttl.err(), Some(Error::InvalidDuration { what: "time_to_live", .. })));
-        let shards = CacheBuilder::<u32, u32>::default().max_capacity(10).shards(3).build();
+        assert!(matches!(
+            zero_ttl.err(),
+            Some(Error::InvalidDuration {
+                what: "time_to_live",
+                ..
+            })
+        ));
+        let shards = CacheBuilder::<u32, u32>::default()
+            .max_capacity(10)
+            .shards(3)
+            .build();
         assert_eq!(shards.err(), Some(Error::InvalidShards(3)));
     }
 

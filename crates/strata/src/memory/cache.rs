@@ -9,7 +9,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::Clock;
-use crate::listener::Listener;
+use crate::listener::{Listener, RemovalCause};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
@@ -232,7 +232,12 @@ where
 
     /// Inserts with options: TTL and tags (see [`InsertOptions`]).
     pub fn insert_with(&self, key: K, value: V, options: &InsertOptions) {
-        self.insert_entry(key, value, options.ttl, options.tags.clone().into_boxed_slice());
+        self.insert_entry(
+            key,
+            value,
+            options.ttl,
+            options.tags.clone().into_boxed_slice(),
+        );
     }
 
     fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>, tags: Box<[crate::Tag]>) {
@@ -273,7 +278,14 @@ where
                 cell.inserts_since_adapt = 0;
             }
         }
-        inner.stats.add(if added { Counter::Inserts } else { Counter::Updates }, 1);
+        inner.stats.add(
+            if added {
+                Counter::Inserts
+            } else {
+                Counter::Updates
+            },
+            1,
+        );
         self.finish(removals);
         if adapt {
             self.adapt();
@@ -293,7 +305,10 @@ where
         let Some(mut climber) = adaptation.climber.try_lock() else {
             return; // another thread is adapting right now
         };
-        let (hits, misses) = (inner.stats.get(Counter::Hits), inner.stats.get(Counter::Misses));
+        let (hits, misses) = (
+            inner.stats.get(Counter::Hits),
+            inner.stats.get(Counter::Misses),
+        );
         if let Some(window) = climber.record(hits, misses) {
             adaptation.window.store(window.to_bits(), Ordering::Release);
             adaptation.epoch.fetch_add(1, Ordering::AcqRel);
@@ -308,11 +323,18 @@ where
     {
         let (hash, lock) = self.shard_for(key);
         let mut removals = Removals::new(self.inner.listener.is_some());
-        let removed = lock.write().shard.remove(hash, key);
-        let value = removed.map(|(key, value)| {
-            removals.push(key, value.clone(), crate::RemovalCause::Explicit);
-            value
-        });
+        let removed = lock.write().shard.remove(hash, key, || self.now());
+        let value = match removed {
+            Some((key, value, false)) => {
+                removals.push(key, value.clone(), RemovalCause::Explicit);
+                Some(value)
+            }
+            Some((key, value, true)) => {
+                removals.push(key, value, RemovalCause::Expired);
+                None
+            }
+            None => None,
+        };
         self.finish(removals);
         value
     }
@@ -382,7 +404,11 @@ where
 
     /// Total weight of the entries held (their count without a weigher).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.read().shard.weight()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.read().shard.weight())
+            .sum()
     }
 
     /// The bound given to the builder.
@@ -417,5 +443,179 @@ where
     #[doc(hidden)]
     pub fn window_fraction(&self) -> f64 {
         f64::from_bits(self.inner.adaptation.window.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex as StdMutex;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::MockClock;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert {
+            key: u8,
+            ttl: Option<u8>,
+            tag: Option<u8>,
+        },
+        Get(u8),
+        Remove(u8),
+        InvalidateTag(u8),
+        Advance(u8),
+        RetainEven,
+        Maintain,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (any::<u8>(), proptest::option::of(1..20_u8), proptest::option::of(0..4_u8))
+                .prop_map(|(key, ttl, tag)| Op::Insert { key: key % 64, ttl, tag }),
+            4 => any::<u8>().prop_map(|k| Op::Get(k % 64)),
+            1 => any::<u8>().prop_map(|k| Op::Remove(k % 64)),
+            1 => (0..4_u8).prop_map(Op::InvalidateTag),
+            1 => (1..10_u8).prop_map(Op::Advance),
+            1 => Just(Op::RetainEven),
+            1 => Just(Op::Maintain),
+        ]
+    }
+
+    /// What the model knows of a key: the value written last, its deadline and tag.
+    #[derive(Debug, Clone, Copy)]
+    struct Model {
+        value: u32,
+        deadline: Option<u64>,
+        tag: Option<u8>,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random operation sequences against a map model: the cache never exceeds its bound,
+        /// never returns a value that is not the latest one written, and never returns a
+        /// removed, tag-invalidated or expired entry. The listener accounts for every entry.
+        #[test]
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), capacity in 1..24_u64, shards in 0..3_u32) {
+            let clock = MockClock::new();
+            let removed = Arc::new(StdMutex::new(Vec::new()));
+            let sink = removed.clone();
+            let cache = Cache::<u8, u32>::builder()
+                .max_capacity(capacity)
+                .shards(1 << shards)
+                .clock(clock.clone())
+                .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)))
+                .build()
+                .expect("valid config");
+            let mut model: HashMap<u8, Model> = HashMap::new();
+            let mut now = 0_u64;
+            let mut version = 0_u32;
+            for op in ops {
+                match op {
+                    Op::Insert { key, ttl, tag } => {
+                        version += 1;
+                        let mut options = InsertOptions::new();
+                        if let Some(ttl) = ttl {
+                            options = options.ttl(Duration::from_secs(ttl.into()));
+                        }
+                        if let Some(tag) = tag {
+                            options = options.tag(format!("t{tag}"));
+                        }
+                        cache.insert_with(key, version, &options);
+                        model.insert(key, Model {
+                            value: version,
+                            deadline: ttl.map(|t| now + u64::from(t)),
+                            tag,
+                        });
+                    }
+                    Op::Get(key) => {
+                        let live = model.get(&key).filter(|m| m.deadline.is_none_or(|d| d > now));
+                        // None is allowed (evicted); a value must be the latest live one.
+                        if let Some(value) = cache.get(&key) {
+                            let expected = live.map(|m| m.value);
+                            prop_assert_eq!(Some(value), expected, "key {} returned a stale or dead value", key);
+                        }
+                    }
+                    Op::Remove(key) => {
+                        let got = cache.remove(&key);
+                        let live = model.remove(&key).filter(|m| m.deadline.is_none_or(|d| d > now));
+                        if let Some(value) = got {
+                            prop_assert_eq!(Some(value), live.map(|m| m.value));
+                        }
+                    }
+                    Op::InvalidateTag(tag) => {
+                        cache.invalidate_tag(&format!("t{tag}"));
+                        model.retain(|_, m| m.tag != Some(tag));
+                    }
+                    Op::Advance(secs) => {
+                        clock.advance(Duration::from_secs(secs.into()));
+                        now += u64::from(secs);
+                    }
+                    Op::RetainEven => {
+                        cache.retain(|_, v| v % 2 == 0);
+                        model.retain(|_, m| m.value % 2 == 0);
+                    }
+                    Op::Maintain => cache.run_pending_tasks(),
+                }
+                prop_assert!(cache.weighted_size() <= capacity);
+                prop_assert!(cache.len() as u64 <= capacity);
+                cache.check();
+            }
+            // Every key the model still holds alive is either in the cache with the latest
+            // value or was evicted for size (never silently lost).
+            let removed = removed.lock().expect("listener lock").clone();
+            for (key, m) in &model {
+                if m.deadline.is_some_and(|d| d <= now) {
+                    continue;
+                }
+                match cache.get(key) {
+                    Some(v) => prop_assert_eq!(v, m.value),
+                    None => prop_assert!(
+                        removed.iter().any(|(k, v, c)| k == key && *v == m.value && *c == RemovalCause::Size),
+                        "key {} vanished without a size eviction", key
+                    ),
+                }
+            }
+            let stats = cache.stats();
+            prop_assert_eq!(stats.removals() as usize, removed.len());
+        }
+    }
+
+    /// Found by `behaves_like_a_bounded_map`: `remove` handed back the value of an entry whose
+    /// TTL had passed but which was not reclaimed yet.
+    #[test]
+    fn remove_does_not_return_an_expired_value() {
+        let clock = MockClock::new();
+        let causes = Arc::new(StdMutex::new(Vec::new()));
+        let sink = causes.clone();
+        let cache = Cache::<u32, u32>::builder()
+            .max_capacity(10)
+            .clock(clock.clone())
+            .eviction_listener(move |_, _, cause| sink.lock().expect("lock").push(cause))
+            .build()
+            .expect("valid config");
+        cache.insert_with_ttl(8, 1, Duration::from_secs(1));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.remove(&8), None);
+        assert_eq!(*causes.lock().expect("lock"), [RemovalCause::Expired]);
+    }
+
+    #[test]
+    fn stale_deadline_nodes_do_not_expire_a_rewritten_entry() {
+        let clock = MockClock::new();
+        let cache = Cache::<u32, u32>::builder()
+            .max_capacity(10)
+            .clock(clock.clone())
+            .build()
+            .expect("valid config");
+        cache.insert_with_ttl(1, 1, Duration::from_secs(5));
+        cache.insert(1, 2); // no TTL any more
+        clock.advance(Duration::from_secs(10));
+        cache.run_pending_tasks();
+        assert_eq!(cache.get(&1), Some(2));
+        cache.check();
     }
 }

@@ -19,7 +19,7 @@ use crate::listener::RemovalCause;
 use crate::memory::removals::Removals;
 use crate::options::Tag;
 use crate::policy::sketch::{FrequencySketch, MAX_FREQUENCY};
-use crate::sync::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// "No entry" in the intrusive lists.
 const NIL: u32 = u32::MAX;
@@ -76,9 +76,11 @@ impl Timing {
     fn deadline(&self, tti: Option<u64>) -> u64 {
         match tti {
             None => self.expires_at,
-            Some(idle) => self
-                .expires_at
-                .min(self.last_access.load(Ordering::Relaxed).saturating_add(idle)),
+            Some(idle) => self.expires_at.min(
+                self.last_access
+                    .load(Ordering::Relaxed)
+                    .saturating_add(idle),
+            ),
         }
     }
 }
@@ -167,7 +169,12 @@ pub(crate) struct Shard<K, V> {
 }
 
 impl<K: Hash + Eq, V: Clone> Shard<K, V> {
-    pub(crate) fn new(capacity: u64, estimated_entries: usize, tti: Option<u64>, seed: u64) -> Self {
+    pub(crate) fn new(
+        capacity: u64,
+        estimated_entries: usize,
+        tti: Option<u64>,
+        seed: u64,
+    ) -> Self {
         let mut shard = Self {
             table: HashTable::new(),
             slots: Vec::new(),
@@ -284,7 +291,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// Inserts or replaces an entry, then evicts until the shard is within capacity.
     /// Returns true if a new key was added.
-    pub(crate) fn insert(&mut self, new: NewEntry<K, V>, now: u64, out: &mut Removals<K, V>) -> bool {
+    pub(crate) fn insert(
+        &mut self,
+        new: NewEntry<K, V>,
+        now: u64,
+        out: &mut Removals<K, V>,
+    ) -> bool {
         self.expire(now, EXPIRE_BATCH, out);
         if u64::from(new.weight) > self.capacity {
             // Too heavy to ever fit: drop any older value for the key, refuse the new one.
@@ -316,7 +328,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         let old_weight = std::mem::replace(&mut entry.weight, new.weight);
         entry.mark_hit();
         let region = entry.region as usize;
-        self.lists[region].weight = self.lists[region].weight - u64::from(old_weight) + u64::from(new.weight);
+        self.lists[region].weight =
+            self.lists[region].weight - u64::from(old_weight) + u64::from(new.weight);
         self.weight = self.weight - u64::from(old_weight) + u64::from(new.weight);
         let slot = &mut self.slots[idx as usize];
         slot.version = slot.version.wrapping_add(1);
@@ -376,7 +389,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 idx
             }
             None => {
-                let idx = u32::try_from(self.slots.len()).expect("fewer than 2^32 entries per shard");
+                let idx =
+                    u32::try_from(self.slots.len()).expect("fewer than 2^32 entries per shard");
                 self.slots.push(Slot {
                     version: 0,
                     entry: Some(entry),
@@ -399,14 +413,21 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.sketch.increment(new.hash);
     }
 
-    /// Removes `key`, returning its entry.
-    pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    /// Removes `key`, returning its entry and whether it had already expired.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+    ) -> Option<(K, V, bool)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.find(hash, key)?;
-        Some(self.unlink_entry(idx))
+        let expired = self.entry(idx).timed && self.deadline(idx) <= now();
+        let (key, value) = self.unlink_entry(idx);
+        Some((key, value, expired))
     }
 
     /// Removes every entry carrying `tag`.
@@ -420,7 +441,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     /// Removes the live entries for which `keep` returns false, and all expired entries.
-    pub(crate) fn retain(&mut self, now: u64, mut keep: impl FnMut(&K, &V) -> bool, out: &mut Removals<K, V>) {
+    pub(crate) fn retain(
+        &mut self,
+        now: u64,
+        mut keep: impl FnMut(&K, &V) -> bool,
+        out: &mut Removals<K, V>,
+    ) {
         for idx in 0..self.slots.len() as u32 {
             let Some(entry) = self.slots[idx as usize].entry.as_ref() else {
                 continue;
@@ -475,8 +501,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         }
         if self.deadlines.len() > 2 * self.table.len() + 64 {
             let slots = &self.slots;
-            self.deadlines
-                .retain(|Reverse((_, idx, v))| slots[*idx as usize].version == *v && slots[*idx as usize].entry.is_some());
+            self.deadlines.retain(|Reverse((_, idx, v))| {
+                slots[*idx as usize].version == *v && slots[*idx as usize].entry.is_some()
+            });
         }
     }
 
@@ -495,7 +522,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             while self.weight > self.capacity
                 && self.main_weight() + u64::from(self.entry(candidate).weight) > main_capacity
             {
-                let Some(victim) = self.main_victim() else { break };
+                let Some(victim) = self.main_victim() else {
+                    break;
+                };
                 if self.admit(candidate, victim) {
                     self.evict_entry(victim, out);
                 } else {
@@ -528,7 +557,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     fn main_weight(&self) -> u64 {
-        self.lists[Region::Probation as usize].weight + self.lists[Region::Protected as usize].weight
+        self.lists[Region::Probation as usize].weight
+            + self.lists[Region::Protected as usize].weight
     }
 
     /// The main region's next victim: the oldest probation entry not hit since it was last
@@ -652,7 +682,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     fn unlink(&mut self, idx: u32) {
         let entry = self.entry(idx);
-        let (prev, next, region, weight) = (entry.prev, entry.next, entry.region as usize, u64::from(entry.weight));
+        let (prev, next, region, weight) = (
+            entry.prev,
+            entry.next,
+            entry.region as usize,
+            u64::from(entry.weight),
+        );
         if prev == NIL {
             self.lists[region].head = next;
         } else {

@@ -69,6 +69,10 @@ impl Climber {
         self.previous_hit_ratio = hit_ratio;
         self.sample_start = (hits, misses);
         self.window = (self.window + amount).clamp(0.0, 1.0);
+        if (self.window == 0.0 && self.step < 0.0) || (self.window == 1.0 && self.step > 0.0) {
+            // At a wall the same direction cannot be tried again: explore back inward.
+            self.step = -self.step;
+        }
         Some(self.window)
     }
 }
@@ -97,7 +101,10 @@ mod tests {
             misses += 100 - h;
             windows.push(climber.record(hits, misses).expect("full sample"));
         }
-        assert!(windows[19] > 0.5, "window should grow towards LRU: {windows:?}");
+        assert!(
+            windows[19] > 0.5,
+            "window should grow towards LRU: {windows:?}"
+        );
     }
 
     #[test]

@@ -123,7 +123,10 @@ mod tests {
             sketch.increment(42);
         }
         assert_eq!(sketch.frequency(42), MAX_FREQUENCY);
-        assert!(sketch.frequency(43) < 2, "an unseen key reads as (almost) zero");
+        assert!(
+            sketch.frequency(43) < 2,
+            "an unseen key reads as (almost) zero"
+        );
     }
 
     #[test]
@@ -163,8 +166,12 @@ mod tests {
                 sketch.increment(k);
             }
         }
-        let hot = (0..256_u64).filter(|k| k % 8 == 7).map(|k| sketch.frequency(k) as u32);
-        let cold = (0..256_u64).filter(|k| k % 8 == 1).map(|k| sketch.frequency(k) as u32);
+        let hot = (0..256_u64)
+            .filter(|k| k % 8 == 7)
+            .map(|k| sketch.frequency(k) as u32);
+        let cold = (0..256_u64)
+            .filter(|k| k % 8 == 1)
+            .map(|k| sketch.frequency(k) as u32);
         assert!(hot.sum::<u32>() > 4 * cold.sum::<u32>());
     }
 }

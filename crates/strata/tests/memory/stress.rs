@@ -1,0 +1,127 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use strata::{Cache, InsertOptions, MockClock};
+
+/// Threads hammer a small cache with every kind of operation while a watcher checks the bound.
+/// Afterwards: values are never torn or mixed up, the bound held throughout, and the counters
+/// and the listener account for every entry.
+#[test]
+fn concurrent_mixed_operations_keep_every_invariant() {
+    const CAPACITY: u64 = 512;
+    let clock = MockClock::new();
+    let heard = Arc::new(AtomicU64::new(0));
+    let heard_in = heard.clone();
+    let cache: Cache<u64, (u64, u64)> = Cache::builder()
+        .max_capacity(CAPACITY)
+        .shards(4)
+        .clock(clock.clone())
+        .eviction_listener(move |k, v: (u64, u64), _| {
+            assert_eq!(v.0, k, "the listener got another key's value");
+            heard_in.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .expect("valid config");
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut checks = 0;
+            while !stop.load(Ordering::Relaxed) {
+                assert!(cache.weighted_size() <= CAPACITY);
+                checks += 1;
+            }
+            checks
+        })
+    };
+    let workers: Vec<_> = (0..4_u64)
+        .map(|t| {
+            let (cache, clock) = (cache.clone(), clock.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(t);
+                for i in 0..60_000_u64 {
+                    let key = rng.random_range(0..2048_u64);
+                    match rng.random_range(0..100) {
+                        0..60 => {
+                            if let Some((k, _)) = cache.get(&key) {
+                                assert_eq!(k, key, "a value stored under another key");
+                            }
+                        }
+                        60..85 => cache.insert(key, (key, i)),
+                        85..90 => cache.insert_with(
+                            key,
+                            (key, i),
+                            &InsertOptions::new()
+                                .ttl(Duration::from_millis(5))
+                                .tag(format!("g{}", key % 8)),
+                        ),
+                        90..95 => {
+                            cache.remove(&key);
+                        }
+                        95..97 => cache.invalidate_tag(&format!("g{}", key % 8)),
+                        97..99 => clock.advance(Duration::from_millis(1)),
+                        _ => {
+                            let _ = cache.iter().take(10).count();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker panicked");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(watcher.join().expect("watcher panicked") > 0);
+
+    let stats = cache.stats();
+    let departed =
+        stats.evicted_size + stats.evicted_expired + stats.removed_explicit + stats.removed_tag;
+    assert_eq!(stats.inserts - departed, cache.len() as u64, "{stats:?}");
+    assert_eq!(heard.load(Ordering::Relaxed), stats.removals());
+    assert!(cache.len() as u64 <= CAPACITY);
+    assert_eq!(stats.requests(), stats.hits + stats.misses);
+}
+
+/// Readers on the same hot keys while writers churn the cache: every read is a value that was
+/// written for that key.
+#[test]
+fn readers_and_writers_on_hot_keys() {
+    let cache: Cache<u64, Arc<String>> = Cache::new(64);
+    let writers: Vec<_> = (0..2)
+        .map(|t| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                for i in 0..50_000_u64 {
+                    let key = (i * 7 + t) % 128;
+                    cache.insert(key, Arc::new(format!("{key}:{i}")));
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let mut hits = 0;
+                for i in 0..200_000_u64 {
+                    let key = i % 16;
+                    if let Some(v) = cache.get(&key) {
+                        assert!(v.starts_with(&format!("{key}:")), "key {key} read {v}");
+                        hits += 1;
+                    }
+                }
+                hits
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer panicked");
+    }
+    for r in readers {
+        r.join().expect("reader panicked");
+    }
+    assert!(cache.len() <= 64);
+}

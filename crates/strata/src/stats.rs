@@ -89,7 +89,7 @@ impl StripedCounters {
 
 /// A stable small number per thread, used to pick its stripe.
 #[cfg(not(strata_loom))]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     std::thread_local! {
         static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -98,7 +98,7 @@ fn thread_stripe() -> usize {
 }
 
 #[cfg(strata_loom)]
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     loom::lazy_static! {
         static ref NEXT: AtomicUsize = AtomicUsize::new(0);
     }

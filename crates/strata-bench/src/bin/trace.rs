@@ -17,6 +17,10 @@ struct Args {
     /// Caches to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "strata,moka,quick_cache")]
     cache: Vec<String>,
+    /// Runs per cache and capacity, each with a freshly (randomly) seeded cache; the hit ratio
+    /// reported is their mean, with the min and max beside it.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
 }
 
 fn main() -> Result<(), String> {
@@ -29,18 +33,25 @@ fn main() -> Result<(), String> {
         );
         for &capacity in &args.capacity {
             for name in &args.cache {
-                let cache = strata_bench::build(name, capacity)?;
-                let start = Instant::now();
-                let hits = strata_bench::replay(cache.as_ref(), &keys);
-                let secs = start.elapsed().as_secs_f64();
+                let (mut hits, mut secs) = (Vec::new(), 0.0);
+                for _ in 0..args.runs.max(1) {
+                    let cache = strata_bench::build(name, capacity)?;
+                    let start = Instant::now();
+                    hits.push(strata_bench::replay(cache.as_ref(), &keys));
+                    secs += start.elapsed().as_secs_f64();
+                }
+                let percent = |h: u64| (h as f64 * 10_000.0 / keys.len().max(1) as f64).round() / 100.0;
+                let mean = hits.iter().sum::<u64>() / hits.len() as u64;
                 let line = serde_json::json!({
                     "cache": name,
                     "trace": trace,
                     "capacity": capacity,
                     "requests": keys.len(),
-                    "hits": hits,
-                    "hit_ratio": (hits as f64 * 10_000.0 / keys.len().max(1) as f64).round() / 100.0,
-                    "ops_per_sec": (keys.len() as f64 / secs).round(),
+                    "hits": mean,
+                    "hit_ratio": percent(mean),
+                    "hit_ratio_min": percent(*hits.iter().min().expect("at least one run")),
+                    "hit_ratio_max": percent(*hits.iter().max().expect("at least one run")),
+                    "ops_per_sec": ((keys.len() * hits.len()) as f64 / secs).round(),
                 });
                 println!("{line}");
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::Clock;
@@ -15,7 +16,8 @@ use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
 use crate::policy::climber::{Climber, INITIAL_WINDOW};
-use crate::stats::{CacheStats, Counter, StripedCounters};
+use crate::policy::minisim::{MiniSim, TARGET_SIM_ENTRIES};
+use crate::stats::{CacheStats, Counter, StripedCounters, thread_stripe};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
@@ -26,6 +28,8 @@ pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 const ADAPT_EVERY_INSERTS: u32 = 64;
 /// The climber samples 10 requests per unit of capacity (Caffeine's sample size).
 const SAMPLE_PER_CAPACITY: u64 = 10;
+/// Sampled requests are replayed in the mini caches in batches of this many.
+const SAMPLE_BATCH: usize = 64;
 
 /// A concurrent, bounded in-memory cache with an adaptive W-TinyLFU policy, TTL/TTI, tags and
 /// statistics. Cloning a `Cache` gives another handle to the same cache.
@@ -102,9 +106,11 @@ struct ShardCell<K, V> {
     inserts_since_adapt: u32,
 }
 
-/// The window size shared by all shards and the climber that moves it. One climber for the
-/// whole cache: it sees every request, so its samples are as large as they can be.
+/// The window size shared by all shards, and what chooses it: miniature simulations for
+/// unit-weight caches, a hill climber for weighted ones (whose entry counts the mini caches
+/// cannot model). One per cache, not per shard: it sees every request.
 struct Adaptation {
+    sampler: Option<Sampler>,
     climber: Mutex<Climber>,
     /// Window fraction as `f64` bits.
     window: AtomicU64,
@@ -112,6 +118,49 @@ struct Adaptation {
     epoch: AtomicU64,
     /// Set once the cache first evicted for size; the climber ignores warm-up.
     full: AtomicBool,
+}
+
+/// Feeds sampled requests to the miniature simulations (see `policy/minisim.rs`).
+struct Sampler {
+    sim: Mutex<MiniSim>,
+    /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use).
+    mask: u64,
+    /// Per-thread-stripe buffers of sampled hashes: a sampled read never touches a queue that
+    /// other threads write, and only `try_lock`s its own stripe.
+    buffers: Box<[CachePadded<Mutex<Vec<u64>>>]>,
+}
+
+impl Sampler {
+    fn new(capacity: u64) -> Self {
+        let rate = (capacity / TARGET_SIM_ENTRIES).max(1);
+        let den = (1_u64 << rate.ilog2()).min(1 << 16);
+        let stripes = (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
+        Self {
+            sim: Mutex::new(MiniSim::new(capacity.div_ceil(den))),
+            mask: den - 1,
+            buffers: (0..stripes).map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH)))).collect(),
+        }
+    }
+
+    #[inline]
+    fn samples(&self, hash: u64) -> bool {
+        (hash >> 40) & self.mask == 0
+    }
+
+    /// Buffers a sampled request; replays a full buffer. Returns a newly chosen window.
+    fn record(&self, hash: u64) -> Option<f64> {
+        let stripe = &self.buffers[thread_stripe() & (self.buffers.len() - 1)];
+        let mut buffer = stripe.try_lock()?;
+        buffer.push(hash);
+        if buffer.len() < SAMPLE_BATCH {
+            return None;
+        }
+        let batch = std::mem::replace(&mut *buffer, Vec::with_capacity(SAMPLE_BATCH));
+        drop(buffer);
+        // Lossy like Caffeine's read buffer: if another thread is replaying, drop this batch.
+        let mut sim = self.sim.try_lock()?;
+        batch.into_iter().filter_map(|hash| sim.access(hash)).last()
+    }
 }
 
 impl<K, V> Cache<K, V>
@@ -157,6 +206,7 @@ where
                 })
             })
             .collect();
+        let sampler = parts.weigher.is_none().then(|| Sampler::new(parts.capacity));
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -169,6 +219,7 @@ where
                 hasher: parts.hasher,
                 stats: StripedCounters::new(),
                 adaptation: Adaptation {
+                    sampler,
                     climber: Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * parts.capacity)),
                     window: AtomicU64::new(INITIAL_WINDOW.to_bits()),
                     epoch: AtomicU64::new(1),
@@ -198,6 +249,13 @@ where
     {
         let (hash, shard) = self.shard_for(key);
         let lookup = shard.read().shard.get(hash, key, || self.now());
+        if let Some(sampler) = &self.inner.adaptation.sampler {
+            if sampler.samples(hash) {
+                if let Some(window) = sampler.record(hash) {
+                    self.publish_window(window);
+                }
+            }
+        }
         match lookup {
             Lookup::Hit(value) => {
                 self.inner.stats.add(Counter::Hits, 1);
@@ -292,10 +350,13 @@ where
         }
     }
 
-    /// Feeds the climber; publishes a new window size when a sample completes.
+    /// Feeds the climber (weighted caches); publishes a new window size when a sample completes.
     fn adapt(&self) {
         let inner = &*self.inner;
         let adaptation = &inner.adaptation;
+        if adaptation.sampler.is_some() {
+            return;
+        }
         if !adaptation.full.load(Ordering::Relaxed) {
             if inner.stats.get(Counter::EvictedSize) == 0 {
                 return;
@@ -310,9 +371,16 @@ where
             inner.stats.get(Counter::Misses),
         );
         if let Some(window) = climber.record(hits, misses) {
-            adaptation.window.store(window.to_bits(), Ordering::Release);
-            adaptation.epoch.fetch_add(1, Ordering::AcqRel);
+            drop(climber);
+            self.publish_window(window);
         }
+    }
+
+    /// Makes every shard resize its window to `window` at its next write.
+    fn publish_window(&self, window: f64) {
+        let adaptation = &self.inner.adaptation;
+        adaptation.window.store(window.to_bits(), Ordering::Release);
+        adaptation.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Removes `key`, returning its value if it had a live one.

@@ -2,8 +2,8 @@
 
 mod builder;
 mod cache;
-mod removals;
-mod shard;
+pub(crate) mod removals;
+pub(crate) mod shard;
 
 pub use builder::CacheBuilder;
 pub use cache::{Cache, DefaultHashBuilder};

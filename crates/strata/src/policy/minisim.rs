@@ -1,0 +1,175 @@
+//! Chooses W-TinyLFU's window size by running miniature simulations of every candidate size.
+//!
+//! Following Waldspurger et al., "Cache Modeling and Optimization using Miniature Simulations"
+//! (USENIX ATC 2017): keys are sampled *spatially* (by hash, at rate R), which preserves their
+//! reuse distances, so a cache of capacity `R × C` fed only the sampled keys has about the
+//! hit ratio of the full cache of capacity `C`. One such mini cache per candidate window size,
+//! each running the very same shard code, tells which window the live cache should use; all
+//! candidates are judged in parallel on the same requests, so the choice follows a change of
+//! workload within a few epochs instead of a step at a time as a hill climber does.
+
+use std::hash::Hash;
+
+use crate::memory::removals::Removals;
+use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
+
+/// Candidate window sizes, as fractions of capacity: from pure TinyLFU in front of a segmented
+/// LRU (0) through W-TinyLFU's classic 1 % to plain LRU (1). Spaced to cover the range, not
+/// fitted to any trace.
+pub(crate) const WINDOWS: [f64; 6] = [0.0, 0.01, 0.1, 0.3, 0.6, 1.0];
+/// Mini caches hold at least this many entries when the cache is large enough to sample.
+pub(crate) const TARGET_SIM_ENTRIES: u64 = 2048;
+/// An epoch lasts this many sampled requests per mini-cache entry.
+const EPOCH_PER_ENTRY: u64 = 2;
+/// Weight of the newest epoch in each candidate's score (an average over about four epochs:
+/// long enough that one noisy epoch does not move the live cache, whose every change of window
+/// costs hits while its regions resize).
+const SCORE_DECAY: f64 = 0.25;
+/// The current window is kept unless another scores better by this much (hit ratio), so noise
+/// does not make the live cache flap between near-equal sizes.
+const HYSTERESIS: f64 = 0.002;
+
+/// A sampled key stands in for itself in the mini caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SampledKey(u64);
+
+/// The mini caches and their scores.
+#[derive(Debug)]
+pub(crate) struct MiniSim {
+    sims: Vec<Shard<SampledKey, ()>>,
+    /// Hits of each mini cache during this epoch.
+    epoch_hits: Vec<u64>,
+    /// Decayed hit ratio of each candidate over past epochs.
+    scores: Vec<f64>,
+    epoch_requests: u64,
+    epoch_length: u64,
+    /// Index into [`WINDOWS`] of the window in use.
+    current: usize,
+}
+
+impl MiniSim {
+    /// Mini caches of `capacity` entries each.
+    pub(crate) fn new(capacity: u64) -> Self {
+        let sims = WINDOWS
+            .iter()
+            .enumerate()
+            .map(|(i, &window)| {
+                let mut shard = Shard::new(capacity, usize::try_from(capacity).unwrap_or(usize::MAX), None, i as u64 + 1);
+                shard.set_window(window);
+                shard
+            })
+            .collect();
+        Self {
+            sims,
+            epoch_hits: vec![0; WINDOWS.len()],
+            scores: vec![0.0; WINDOWS.len()],
+            epoch_requests: 0,
+            epoch_length: (EPOCH_PER_ENTRY * capacity).max(256),
+            current: 1,
+        }
+    }
+
+    /// Replays one sampled request ("get; on a miss, insert") in every mini cache. Returns the
+    /// window fraction to use when an epoch ends with a new choice.
+    pub(crate) fn access(&mut self, hash: u64) -> Option<f64> {
+        let key = SampledKey(hash);
+        let mut dropped = Removals::new(false);
+        for (sim, hits) in self.sims.iter_mut().zip(&mut self.epoch_hits) {
+            match sim.get(hash, &key, || 0) {
+                Lookup::Hit(()) => *hits += 1,
+                Lookup::Expired | Lookup::Missing => {
+                    let entry = NewEntry {
+                        hash,
+                        key,
+                        value: (),
+                        weight: 1,
+                        expires_at: NEVER,
+                        tags: Box::default(),
+                    };
+                    sim.insert(entry, 0, &mut dropped);
+                }
+            }
+        }
+        self.epoch_requests += 1;
+        if self.epoch_requests < self.epoch_length {
+            return None;
+        }
+        self.end_epoch()
+    }
+
+    fn end_epoch(&mut self) -> Option<f64> {
+        let requests = self.epoch_requests as f64;
+        for (score, hits) in self.scores.iter_mut().zip(&mut self.epoch_hits) {
+            let ratio = *hits as f64 / requests;
+            *score = if *score == 0.0 { ratio } else { SCORE_DECAY * ratio + (1.0 - SCORE_DECAY) * *score };
+            *hits = 0;
+        }
+        self.epoch_requests = 0;
+        let (best, best_score) = self
+            .scores
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .expect("there are candidates");
+        if best != self.current && best_score > self.scores[self.current] + HYSTERESIS {
+            self.current = best;
+            return Some(WINDOWS[best]);
+        }
+        None
+    }
+
+    /// The window fraction in use.
+    #[cfg(test)]
+    pub(crate) fn window(&self) -> f64 {
+        WINDOWS[self.current]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(k: u64) -> u64 {
+        k.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+    }
+
+    /// A loop slightly larger than the cache defeats LRU entirely; TinyLFU with a small window
+    /// keeps a fixed part of it. The simulation must pick a small window.
+    #[test]
+    fn picks_a_small_window_for_a_loop() {
+        let mut sim = MiniSim::new(500);
+        for i in 0..60_000_u64 {
+            sim.access(mix(i % 700));
+        }
+        assert!(sim.window() <= 0.1, "window {}", sim.window());
+    }
+
+    /// Recency-skewed traffic (each key requested again shortly after it is first seen, never
+    /// again later) favours LRU: the simulation must move to a large window.
+    #[test]
+    fn picks_a_large_window_for_recency() {
+        let mut sim = MiniSim::new(500);
+        let mut next = 0_u64;
+        let mut recent = std::collections::VecDeque::new();
+        let mut x = 7_u64;
+        for _ in 0..60_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Half the requests are new keys; half re-request one of the last 400 new keys.
+            if x % 2 == 0 || recent.is_empty() {
+                next += 1;
+                recent.push_back(next);
+                if recent.len() > 400 {
+                    recent.pop_front();
+                }
+                sim.access(mix(next));
+            } else {
+                let k = recent[(x >> 8) as usize % recent.len()];
+                sim.access(mix(k));
+            }
+        }
+        assert!(sim.window() >= 0.3, "window {}", sim.window());
+    }
+}

@@ -1,7 +1,7 @@
-//! The atomics of the lock-free statistics counters, swapped for loom's models under
-//! `--cfg strata_loom` so that loom can check them (see `stats.rs`).
+//! The atomics of the statistics counters, swapped for loom's models under `--cfg strata_loom`
+//! so that loom can check their single-writer protocol (see `stats.rs`).
 
 #[cfg(strata_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 #[cfg(not(strata_loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};

@@ -40,7 +40,8 @@ fn main() -> Result<(), String> {
                     hits.push(strata_bench::replay(cache.as_ref(), &keys));
                     secs += start.elapsed().as_secs_f64();
                 }
-                let percent = |h: u64| (h as f64 * 10_000.0 / keys.len().max(1) as f64).round() / 100.0;
+                let percent =
+                    |h: u64| (h as f64 * 10_000.0 / keys.len().max(1) as f64).round() / 100.0;
                 let mean = hits.iter().sum::<u64>() / hits.len() as u64;
                 let line = serde_json::json!({
                     "cache": name,

@@ -17,7 +17,7 @@ use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
 use crate::policy::climber::{Climber, INITIAL_WINDOW};
 use crate::policy::minisim::{MiniSim, TARGET_SIM_ENTRIES};
-use crate::stats::{CacheStats, Counter, StripedCounters, thread_stripe};
+use crate::stats::{CacheStats, Counter, ThreadCounters, thread_stripe};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
@@ -95,7 +95,7 @@ struct Inner<K, V, S> {
     listener: Option<Listener<K, V>>,
     clock: Arc<dyn Clock>,
     hasher: S,
-    stats: StripedCounters,
+    stats: ThreadCounters,
     adaptation: Adaptation,
 }
 
@@ -134,11 +134,14 @@ impl Sampler {
     fn new(capacity: u64) -> Self {
         let rate = (capacity / TARGET_SIM_ENTRIES).max(1);
         let den = (1_u64 << rate.ilog2()).min(1 << 16);
-        let stripes = (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
+        let stripes =
+            (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
         Self {
             sim: Mutex::new(MiniSim::new(capacity.div_ceil(den))),
             mask: den - 1,
-            buffers: (0..stripes).map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH)))).collect(),
+            buffers: (0..stripes)
+                .map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH))))
+                .collect(),
         }
     }
 
@@ -206,7 +209,10 @@ where
                 })
             })
             .collect();
-        let sampler = parts.weigher.is_none().then(|| Sampler::new(parts.capacity));
+        let sampler = parts
+            .weigher
+            .is_none()
+            .then(|| Sampler::new(parts.capacity));
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -217,7 +223,7 @@ where
                 listener: parts.listener,
                 clock: parts.clock,
                 hasher: parts.hasher,
-                stats: StripedCounters::new(),
+                stats: ThreadCounters::new(),
                 adaptation: Adaptation {
                     sampler,
                     climber: Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * parts.capacity)),
@@ -249,12 +255,11 @@ where
     {
         let (hash, shard) = self.shard_for(key);
         let lookup = shard.read().shard.get(hash, key, || self.now());
-        if let Some(sampler) = &self.inner.adaptation.sampler {
-            if sampler.samples(hash) {
-                if let Some(window) = sampler.record(hash) {
-                    self.publish_window(window);
-                }
-            }
+        if let Some(sampler) = &self.inner.adaptation.sampler
+            && sampler.samples(hash)
+            && let Some(window) = sampler.record(hash)
+        {
+            self.publish_window(window);
         }
         match lookup {
             Lookup::Hit(value) => {

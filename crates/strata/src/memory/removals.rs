@@ -1,7 +1,7 @@
 //! Entries removed under a shard's lock, handed to the listener after the lock is released.
 
 use crate::listener::RemovalCause;
-use crate::stats::{Counter, StripedCounters};
+use crate::stats::{Counter, ThreadCounters};
 
 /// Collects what a write removed: counts by cause always, the entries only when a listener
 /// wants them (otherwise they are dropped at once).
@@ -28,7 +28,7 @@ impl<K, V> Removals<K, V> {
     }
 
     /// Records the counts in `stats` and yields the kept entries.
-    pub(crate) fn finish(self, stats: &StripedCounters) -> Vec<(K, V, RemovalCause)> {
+    pub(crate) fn finish(self, stats: &ThreadCounters) -> Vec<(K, V, RemovalCause)> {
         for cause in [
             RemovalCause::Size,
             RemovalCause::Expired,

@@ -54,7 +54,12 @@ impl MiniSim {
             .iter()
             .enumerate()
             .map(|(i, &window)| {
-                let mut shard = Shard::new(capacity, usize::try_from(capacity).unwrap_or(usize::MAX), None, i as u64 + 1);
+                let mut shard = Shard::new(
+                    capacity,
+                    usize::try_from(capacity).unwrap_or(usize::MAX),
+                    None,
+                    i as u64 + 1,
+                );
                 shard.set_window(window);
                 shard
             })
@@ -101,7 +106,11 @@ impl MiniSim {
         let requests = self.epoch_requests as f64;
         for (score, hits) in self.scores.iter_mut().zip(&mut self.epoch_hits) {
             let ratio = *hits as f64 / requests;
-            *score = if *score == 0.0 { ratio } else { SCORE_DECAY * ratio + (1.0 - SCORE_DECAY) * *score };
+            *score = if *score == 0.0 {
+                ratio
+            } else {
+                SCORE_DECAY * ratio + (1.0 - SCORE_DECAY) * *score
+            };
             *hits = 0;
         }
         self.epoch_requests = 0;
@@ -158,7 +167,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             // Half the requests are new keys; half re-request one of the last 400 new keys.
-            if x % 2 == 0 || recent.is_empty() {
+            if x.is_multiple_of(2) || recent.is_empty() {
                 next += 1;
                 recent.push_back(next);
                 if recent.len() > 400 {

@@ -15,8 +15,8 @@ use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
-use crate::policy::climber::{Climber, INITIAL_WINDOW};
-use crate::policy::minisim::{MiniSim, TARGET_SIM_ENTRIES};
+use crate::policy::climber::Climber;
+use crate::policy::minisim::{INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES};
 use crate::stats::{CacheStats, Counter, ThreadCounters, thread_stripe};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
@@ -112,9 +112,9 @@ struct ShardCell<K, V> {
 struct Adaptation {
     sampler: Option<Sampler>,
     climber: Mutex<Climber>,
-    /// Window fraction as `f64` bits.
-    window: AtomicU64,
-    /// Bumped on each change of `window`; shards re-read the window when it moves.
+    /// The policy shape in use (read by shards only when `epoch` moved).
+    shape: Mutex<Shape>,
+    /// Bumped on each change of `shape`; a shard re-reads the shape when it sees a new epoch.
     epoch: AtomicU64,
     /// Set once the cache first evicted for size; the climber ignores warm-up.
     full: AtomicBool,
@@ -151,7 +151,7 @@ impl Sampler {
     }
 
     /// Buffers a sampled request; replays a full buffer. Returns a newly chosen window.
-    fn record(&self, hash: u64) -> Option<f64> {
+    fn record(&self, hash: u64) -> Option<Shape> {
         let stripe = &self.buffers[thread_stripe() & (self.buffers.len() - 1)];
         let mut buffer = stripe.try_lock()?;
         buffer.push(hash);
@@ -227,7 +227,7 @@ where
                 adaptation: Adaptation {
                     sampler,
                     climber: Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * parts.capacity)),
-                    window: AtomicU64::new(INITIAL_WINDOW.to_bits()),
+                    shape: Mutex::new(INITIAL),
                     epoch: AtomicU64::new(1),
                     full: AtomicBool::new(false),
                 },
@@ -257,9 +257,9 @@ where
         let lookup = shard.read().shard.get(hash, key, || self.now());
         if let Some(sampler) = &self.inner.adaptation.sampler
             && sampler.samples(hash)
-            && let Some(window) = sampler.record(hash)
+            && let Some(shape) = sampler.record(hash)
         {
-            self.publish_window(window);
+            self.publish(shape);
         }
         match lookup {
             Lookup::Hit(value) => {
@@ -318,8 +318,7 @@ where
             let epoch = inner.adaptation.epoch.load(Ordering::Acquire);
             if cell.window_epoch != epoch {
                 cell.window_epoch = epoch;
-                let window = f64::from_bits(inner.adaptation.window.load(Ordering::Acquire));
-                cell.shard.set_window(window);
+                cell.shard.set_shape(*inner.adaptation.shape.lock());
             }
             let now = if ttl.is_some() || inner.tti.is_some() || cell.shard.has_deadlines() {
                 self.now()
@@ -377,15 +376,18 @@ where
         );
         if let Some(window) = climber.record(hits, misses) {
             drop(climber);
-            self.publish_window(window);
+            self.publish(Shape {
+                window,
+                protected: INITIAL.protected,
+            });
         }
     }
 
-    /// Makes every shard resize its window to `window` at its next write.
-    fn publish_window(&self, window: f64) {
+    /// Makes every shard take `shape` at its next write.
+    fn publish(&self, shape: Shape) {
         let adaptation = &self.inner.adaptation;
-        adaptation.window.store(window.to_bits(), Ordering::Release);
-        adaptation.epoch.fetch_add(1, Ordering::AcqRel);
+        *adaptation.shape.lock() = shape;
+        adaptation.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Removes `key`, returning its value if it had a live one.
@@ -510,12 +512,6 @@ where
         for lock in self.inner.shards.iter() {
             lock.read().shard.check();
         }
-    }
-
-    /// The current window fraction (tests and diagnostics).
-    #[doc(hidden)]
-    pub fn window_fraction(&self) -> f64 {
-        f64::from_bits(self.inner.adaptation.window.load(Ordering::Relaxed))
     }
 }
 

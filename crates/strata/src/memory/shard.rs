@@ -18,6 +18,7 @@ use hashbrown::HashTable;
 use crate::listener::RemovalCause;
 use crate::memory::removals::Removals;
 use crate::options::Tag;
+use crate::policy::minisim::Shape;
 use crate::policy::sketch::{FrequencySketch, MAX_FREQUENCY};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -30,6 +31,9 @@ pub(crate) const NEVER: u64 = u64::MAX;
 const ADMIT_AT_RANDOM_FREQUENCY: u8 = 6;
 /// At most this many expired entries are reclaimed per write, to bound a write's latency.
 const EXPIRE_BATCH: usize = 64;
+/// At most this many entries per write move out of a region that is over its share after a
+/// change of shape: the change completes within a few writes, none of them long.
+const REBALANCE_BUDGET: usize = 32;
 
 /// The three regions of W-TinyLFU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,15 +196,16 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             tti,
             random: seed | 1,
         };
-        shard.set_window(crate::policy::climber::INITIAL_WINDOW);
+        shard.set_shape(crate::policy::minisim::INITIAL);
         shard
     }
 
-    /// Resizes the window to `fraction` of capacity; the main region gets the rest, 80 % of it
-    /// protected (Caffeine's split).
-    pub(crate) fn set_window(&mut self, fraction: f64) {
-        self.window_capacity = (self.capacity as f64 * fraction) as u64;
-        self.protected_capacity = ((self.capacity - self.window_capacity) as f64 * 0.8) as u64;
+    /// Resizes the regions: the window gets `shape.window` of capacity, the protected segment
+    /// `shape.protected` of the rest.
+    pub(crate) fn set_shape(&mut self, shape: Shape) {
+        self.window_capacity = (self.capacity as f64 * shape.window) as u64;
+        self.protected_capacity =
+            ((self.capacity - self.window_capacity) as f64 * shape.protected) as u64;
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -509,8 +514,11 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// Evicts until the shard is within capacity (see the module docs for the policy).
     fn evict(&mut self, out: &mut Removals<K, V>) {
-        // The window's overflow competes, one candidate at a time, for a place in main.
-        while self.lists[Region::Window as usize].weight > self.window_capacity {
+        // The window's overflow competes, one candidate at a time, for a place in main. After a
+        // change of shape the overflow can be large: it is worked off a budget per write.
+        let mut budget = REBALANCE_BUDGET;
+        while self.lists[Region::Window as usize].weight > self.window_capacity && budget > 0 {
+            budget -= 1;
             let candidate = self.lists[Region::Window as usize].head;
             if self.take_hits(candidate) {
                 self.move_to_tail(Region::Window, candidate);
@@ -539,6 +547,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 self.evict_entry(candidate, out);
             }
         }
+        self.demote_protected_overflow(REBALANCE_BUDGET);
         // Still over (the window grew, or an update got heavier): evict without a duel.
         while self.weight > self.capacity {
             let victim = match self.main_victim() {
@@ -582,14 +591,22 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             }
             self.unlink(victim);
             self.link_tail(Region::Protected, victim);
-            while self.lists[Region::Protected as usize].weight > self.protected_capacity {
-                let oldest = self.lists[Region::Protected as usize].head;
-                self.unlink(oldest);
-                if self.take_hits(oldest) {
-                    self.link_tail(Region::Protected, oldest);
-                } else {
-                    self.link_tail(Region::Probation, oldest);
-                }
+            self.demote_protected_overflow(usize::MAX);
+        }
+    }
+
+    /// Demotes the oldest protected entries (hit ones get a second chance) to probation while
+    /// protected is over its share, at most `budget` moves.
+    fn demote_protected_overflow(&mut self, mut budget: usize) {
+        while self.lists[Region::Protected as usize].weight > self.protected_capacity && budget > 0
+        {
+            budget -= 1;
+            let oldest = self.lists[Region::Protected as usize].head;
+            self.unlink(oldest);
+            if self.take_hits(oldest) {
+                self.link_tail(Region::Protected, oldest);
+            } else {
+                self.link_tail(Region::Probation, oldest);
             }
         }
     }

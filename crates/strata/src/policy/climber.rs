@@ -8,8 +8,6 @@
 //! worsens, and shrinks its step so the window settles; a large change of hit ratio (a new phase
 //! of the workload) restarts it with a full step.
 
-/// Window size the cache starts with, as a fraction of capacity.
-pub(crate) const INITIAL_WINDOW: f64 = 0.01;
 /// Step size, as a fraction of capacity, after a (re)start.
 const STEP: f64 = 0.0625;
 /// Each step shrinks by this factor while the hit ratio changes little.
@@ -36,7 +34,7 @@ impl Climber {
     /// A climber that samples every `sample_size` requests.
     pub(crate) fn new(sample_size: u64) -> Self {
         Self {
-            window: INITIAL_WINDOW,
+            window: crate::policy::minisim::INITIAL.window,
             step: -STEP,
             previous_hit_ratio: 0.0,
             sample_start: (0, 0),

@@ -13,10 +13,45 @@ use std::hash::Hash;
 use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 
-/// Candidate window sizes, as fractions of capacity: from pure TinyLFU in front of a segmented
-/// LRU (0) through W-TinyLFU's classic 1 % to plain LRU (1). Spaced to cover the range, not
-/// fitted to any trace.
-pub(crate) const WINDOWS: [f64; 6] = [0.0, 0.01, 0.1, 0.3, 0.6, 1.0];
+/// A shape of the policy: the window's share of capacity, and the protected segment's share
+/// of the main region.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Shape {
+    pub(crate) window: f64,
+    pub(crate) protected: f64,
+}
+
+/// Candidate shapes: TinyLFU in front of one LRU queue (moka's shape), then W-TinyLFU with
+/// windows from Caffeine's classic 1 % up to plain LRU (window 1), main region split 20/80 as
+/// in Caffeine. Spaced to cover the range, not fitted to any trace.
+pub(crate) const CANDIDATES: [Shape; 6] = [
+    Shape {
+        window: 0.0,
+        protected: 0.0,
+    },
+    Shape {
+        window: 0.01,
+        protected: 0.8,
+    },
+    Shape {
+        window: 0.1,
+        protected: 0.8,
+    },
+    Shape {
+        window: 0.3,
+        protected: 0.8,
+    },
+    Shape {
+        window: 0.6,
+        protected: 0.8,
+    },
+    Shape {
+        window: 1.0,
+        protected: 0.8,
+    },
+];
+/// The shape a cache starts with: W-TinyLFU's classic.
+pub(crate) const INITIAL: Shape = CANDIDATES[1];
 /// Mini caches hold at least this many entries when the cache is large enough to sample.
 pub(crate) const TARGET_SIM_ENTRIES: u64 = 2048;
 /// An epoch lasts this many sampled requests per mini-cache entry.
@@ -43,31 +78,31 @@ pub(crate) struct MiniSim {
     scores: Vec<f64>,
     epoch_requests: u64,
     epoch_length: u64,
-    /// Index into [`WINDOWS`] of the window in use.
+    /// Index into [`CANDIDATES`] of the shape in use.
     current: usize,
 }
 
 impl MiniSim {
     /// Mini caches of `capacity` entries each.
     pub(crate) fn new(capacity: u64) -> Self {
-        let sims = WINDOWS
+        let sims = CANDIDATES
             .iter()
             .enumerate()
-            .map(|(i, &window)| {
+            .map(|(i, &shape)| {
                 let mut shard = Shard::new(
                     capacity,
                     usize::try_from(capacity).unwrap_or(usize::MAX),
                     None,
                     i as u64 + 1,
                 );
-                shard.set_window(window);
+                shard.set_shape(shape);
                 shard
             })
             .collect();
         Self {
             sims,
-            epoch_hits: vec![0; WINDOWS.len()],
-            scores: vec![0.0; WINDOWS.len()],
+            epoch_hits: vec![0; CANDIDATES.len()],
+            scores: vec![0.0; CANDIDATES.len()],
             epoch_requests: 0,
             epoch_length: (EPOCH_PER_ENTRY * capacity).max(256),
             current: 1,
@@ -75,8 +110,8 @@ impl MiniSim {
     }
 
     /// Replays one sampled request ("get; on a miss, insert") in every mini cache. Returns the
-    /// window fraction to use when an epoch ends with a new choice.
-    pub(crate) fn access(&mut self, hash: u64) -> Option<f64> {
+    /// shape to use when an epoch ends with a new choice.
+    pub(crate) fn access(&mut self, hash: u64) -> Option<Shape> {
         let key = SampledKey(hash);
         let mut dropped = Removals::new(false);
         for (sim, hits) in self.sims.iter_mut().zip(&mut self.epoch_hits) {
@@ -102,7 +137,7 @@ impl MiniSim {
         self.end_epoch()
     }
 
-    fn end_epoch(&mut self) -> Option<f64> {
+    fn end_epoch(&mut self) -> Option<Shape> {
         let requests = self.epoch_requests as f64;
         for (score, hits) in self.scores.iter_mut().zip(&mut self.epoch_hits) {
             let ratio = *hits as f64 / requests;
@@ -123,7 +158,7 @@ impl MiniSim {
             .expect("there are candidates");
         if best != self.current && best_score > self.scores[self.current] + HYSTERESIS {
             self.current = best;
-            return Some(WINDOWS[best]);
+            return Some(CANDIDATES[best]);
         }
         None
     }
@@ -131,7 +166,7 @@ impl MiniSim {
     /// The window fraction in use.
     #[cfg(test)]
     pub(crate) fn window(&self) -> f64 {
-        WINDOWS[self.current]
+        CANDIDATES[self.current].window
     }
 }
 

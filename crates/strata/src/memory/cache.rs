@@ -16,7 +16,7 @@ use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
 use crate::policy::climber::Climber;
-use crate::policy::minisim::{INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES};
+use crate::policy::minisim::{ACTIVE_EPOCHS, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES};
 use crate::stats::{CacheStats, Counter, ThreadCounters, thread_stripe};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
@@ -30,6 +30,9 @@ const ADAPT_EVERY_INSERTS: u32 = 64;
 const SAMPLE_PER_CAPACITY: u64 = 10;
 /// Sampled requests are replayed in the mini caches in batches of this many.
 const SAMPLE_BATCH: usize = 64;
+/// After an active period the simulations rest this many times as long: a quarter of the
+/// requests pay for sampling, which keeps its cost near a nanosecond per read.
+const REST_FACTOR: u64 = 3;
 
 /// A concurrent, bounded in-memory cache with an adaptive W-TinyLFU policy, TTL/TTI, tags and
 /// statistics. Cloning a `Cache` gives another handle to the same cache.
@@ -120,9 +123,16 @@ struct Adaptation {
     full: AtomicBool,
 }
 
-/// Feeds sampled requests to the miniature simulations (see `policy/minisim.rs`).
+/// Feeds sampled requests to the miniature simulations (see `policy/minisim.rs`). They run in
+/// active periods and rest in between; while they rest a read checks one flag.
 struct Sampler {
     sim: Mutex<MiniSim>,
+    /// False while the simulations rest.
+    active: AtomicBool,
+    /// The cache's request count at which resting simulations wake up.
+    wake_at: AtomicU64,
+    /// Sampling rate denominator: one key in `den` is sampled.
+    den: u64,
     /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use).
     mask: u64,
     /// Per-thread-stripe buffers of sampled hashes: a sampled read never touches a queue that
@@ -138,6 +148,9 @@ impl Sampler {
             (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
         Self {
             sim: Mutex::new(MiniSim::new(capacity.div_ceil(den))),
+            active: AtomicBool::new(true),
+            wake_at: AtomicU64::new(0),
+            den,
             mask: den - 1,
             buffers: (0..stripes)
                 .map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH))))
@@ -147,11 +160,13 @@ impl Sampler {
 
     #[inline]
     fn samples(&self, hash: u64) -> bool {
-        (hash >> 40) & self.mask == 0
+        (hash >> 40) & self.mask == 0 && self.active.load(Ordering::Relaxed)
     }
 
-    /// Buffers a sampled request; replays a full buffer. Returns a newly chosen window.
-    fn record(&self, hash: u64) -> Option<Shape> {
+    /// Buffers a sampled request; replays a full buffer. Returns a newly chosen shape, and
+    /// puts the simulations to rest (until `requests()` has grown enough) after their active
+    /// period.
+    fn record(&self, hash: u64, requests: impl FnOnce() -> u64) -> Option<Shape> {
         let stripe = &self.buffers[thread_stripe() & (self.buffers.len() - 1)];
         let mut buffer = stripe.try_lock()?;
         buffer.push(hash);
@@ -162,7 +177,28 @@ impl Sampler {
         drop(buffer);
         // Lossy like Caffeine's read buffer: if another thread is replaying, drop this batch.
         let mut sim = self.sim.try_lock()?;
-        batch.into_iter().filter_map(|hash| sim.access(hash)).last()
+        let shape = batch.into_iter().filter_map(|hash| sim.access(hash)).last();
+        if sim.wants_rest() && self.active.load(Ordering::Relaxed) {
+            let active_requests = u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * self.den;
+            self.wake_at.store(
+                requests() + REST_FACTOR * active_requests,
+                Ordering::Relaxed,
+            );
+            self.active.store(false, Ordering::Relaxed);
+        }
+        shape
+    }
+
+    /// Wakes resting simulations once enough requests went by (called from writes).
+    fn maybe_wake(&self, requests: impl FnOnce() -> u64) {
+        if self.active.load(Ordering::Relaxed) || requests() < self.wake_at.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        if let Some(mut sim) = self.sim.try_lock() {
+            sim.wake();
+            self.active.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -257,7 +293,7 @@ where
         let lookup = shard.read().shard.get(hash, key, || self.now());
         if let Some(sampler) = &self.inner.adaptation.sampler
             && sampler.samples(hash)
-            && let Some(shape) = sampler.record(hash)
+            && let Some(shape) = sampler.record(hash, || self.requests())
         {
             self.publish(shape);
         }
@@ -358,7 +394,8 @@ where
     fn adapt(&self) {
         let inner = &*self.inner;
         let adaptation = &inner.adaptation;
-        if adaptation.sampler.is_some() {
+        if let Some(sampler) = &adaptation.sampler {
+            sampler.maybe_wake(|| self.requests());
             return;
         }
         if !adaptation.full.load(Ordering::Relaxed) {
@@ -381,6 +418,12 @@ where
                 protected: INITIAL.protected,
             });
         }
+    }
+
+    /// Requests (hits + misses) so far.
+    fn requests(&self) -> u64 {
+        let stats = &self.inner.stats;
+        stats.get(Counter::Hits) + stats.get(Counter::Misses)
     }
 
     /// Makes every shard take `shape` at its next write.

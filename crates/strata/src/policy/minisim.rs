@@ -53,7 +53,9 @@ pub(crate) const CANDIDATES: [Shape; 6] = [
 /// The shape a cache starts with: W-TinyLFU's classic.
 pub(crate) const INITIAL: Shape = CANDIDATES[1];
 /// Mini caches hold at least this many entries when the cache is large enough to sample.
-pub(crate) const TARGET_SIM_ENTRIES: u64 = 2048;
+pub(crate) const TARGET_SIM_ENTRIES: u64 = 1024;
+/// The simulations run this many epochs, then rest (see `Sampler` in `memory/cache.rs`).
+pub(crate) const ACTIVE_EPOCHS: u32 = 8;
 /// An epoch lasts this many sampled requests per mini-cache entry.
 const EPOCH_PER_ENTRY: u64 = 2;
 /// Weight of the newest epoch in each candidate's score (an average over about four epochs:
@@ -77,6 +79,10 @@ pub(crate) struct MiniSim {
     /// Decayed hit ratio of each candidate over past epochs.
     scores: Vec<f64>,
     epoch_requests: u64,
+    /// Epochs completed since the simulations last woke up.
+    active_epochs: u32,
+    /// The first epoch after a rest only warms the mini caches up again: not scored.
+    warming_up: bool,
     epoch_length: u64,
     /// Index into [`CANDIDATES`] of the shape in use.
     current: usize,
@@ -104,6 +110,8 @@ impl MiniSim {
             epoch_hits: vec![0; CANDIDATES.len()],
             scores: vec![0.0; CANDIDATES.len()],
             epoch_requests: 0,
+            active_epochs: 0,
+            warming_up: false,
             epoch_length: (EPOCH_PER_ENTRY * capacity).max(256),
             current: 1,
         }
@@ -139,6 +147,12 @@ impl MiniSim {
 
     fn end_epoch(&mut self) -> Option<Shape> {
         let requests = self.epoch_requests as f64;
+        self.active_epochs += 1;
+        if std::mem::take(&mut self.warming_up) {
+            self.epoch_hits.iter_mut().for_each(|h| *h = 0);
+            self.epoch_requests = 0;
+            return None;
+        }
         for (score, hits) in self.scores.iter_mut().zip(&mut self.epoch_hits) {
             let ratio = *hits as f64 / requests;
             *score = if *score == 0.0 {
@@ -161,6 +175,25 @@ impl MiniSim {
             return Some(CANDIDATES[best]);
         }
         None
+    }
+
+    /// The sampled requests per epoch.
+    pub(crate) fn epoch_length(&self) -> u64 {
+        self.epoch_length
+    }
+
+    /// True once the simulations have run their active epochs and should rest.
+    pub(crate) fn wants_rest(&self) -> bool {
+        self.active_epochs >= ACTIVE_EPOCHS
+    }
+
+    /// Starts a new active period after a rest; the mini caches missed the requests made
+    /// meanwhile, so the first epoch re-warms them.
+    pub(crate) fn wake(&mut self) {
+        self.active_epochs = 0;
+        self.warming_up = true;
+        self.epoch_requests = 0;
+        self.epoch_hits.iter_mut().for_each(|h| *h = 0);
     }
 
     /// The window fraction in use.

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod coalesce;
 mod error;
 mod listener;
 mod memory;

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::Clock;
+use crate::coalesce::{Flights, LeaderGuard, Outcome, Role};
 use crate::listener::{Listener, RemovalCause};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
@@ -91,6 +92,8 @@ pub(crate) struct Parts<K, V, S> {
 
 struct Inner<K, V, S> {
     shards: Box<[RwLock<ShardCell<K, V>>]>,
+    /// Loads in progress for `get_with` and friends.
+    flights: Flights<K, V>,
     capacity: u64,
     ttl: Option<u64>,
     tti: Option<u64>,
@@ -251,6 +254,7 @@ where
             .then(|| Sampler::new(parts.capacity));
         Self {
             inner: Arc::new(Inner {
+                flights: Flights::new(parts.shards),
                 shards,
                 capacity: parts.capacity,
                 ttl: parts.ttl,
@@ -317,6 +321,153 @@ where
     {
         let (hash, shard) = self.shard_for(key);
         shard.read().shard.contains(hash, key, || self.now())
+    }
+
+    /// Like `get` but not counted in the statistics (a second look after a counted miss).
+    fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (hash, shard) = self.shard_for(key);
+        match shard.read().shard.get(hash, key, || self.now()) {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Expired | Lookup::Missing => None,
+        }
+    }
+
+    /// The value for `key`, computing and caching it with `init` on a miss.
+    ///
+    /// # Concurrent calls on the same key
+    /// Callers that miss the same key while it is being computed wait for that one computation
+    /// and all receive its value: `init` runs once, however many callers arrive. If the
+    /// computing caller panics, its waiters are released and one of them computes instead.
+    ///
+    /// ```
+    /// let cache = strata::Cache::new(100);
+    /// let v = cache.get_with("answer", || 6 * 7);
+    /// assert_eq!(v, 42);
+    /// assert_eq!(cache.get_with("answer", || unreachable!()), 42);
+    /// ```
+    pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V
+    where
+        K: Clone,
+    {
+        match self.try_get_with(key, || Ok::<V, std::convert::Infallible>(init())) {
+            Ok(value) => value,
+            Err(never) => match *never {},
+        }
+    }
+
+    /// Like [`get_with`](Self::get_with) for a fallible computation. An error is handed to the
+    /// caller that computed and to every caller waiting on it (as the same `Arc`), and is not
+    /// cached: the next call computes again.
+    ///
+    /// # Errors
+    /// The error returned by `init` (this call's, or the one it waited on).
+    pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let hash = self.inner.hasher.hash_one(&key);
+        let mut init = Some(init);
+        loop {
+            match self.inner.flights.join(hash, &key) {
+                Role::Leader(flight) => {
+                    if let Some(value) = self.peek(&key) {
+                        flight.land(Outcome::Done(value.clone()));
+                        return Ok(value);
+                    }
+                    let init = init.take().expect("a caller leads at most one flight");
+                    return self.settle(key, flight, init());
+                }
+                Role::Waiter(flight) => {
+                    if let Some(result) = landed(flight.wait()) {
+                        return result;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Async [`get_with`](Self::get_with): waiting callers await instead of blocking. If the
+    /// computing caller's future is dropped, a waiting caller takes over with its own `init`.
+    pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V
+    where
+        K: Clone,
+    {
+        let init = async { Ok::<V, std::convert::Infallible>(init.await) };
+        match self.try_get_with_async(key, init).await {
+            Ok(value) => value,
+            Err(never) => match *never {},
+        }
+    }
+
+    /// Async [`try_get_with`](Self::try_get_with).
+    ///
+    /// # Errors
+    /// The error returned by `init` (this call's, or the one it waited on).
+    pub async fn try_get_with_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let hash = self.inner.hasher.hash_one(&key);
+        let mut init = Some(init);
+        loop {
+            match self.inner.flights.join(hash, &key) {
+                Role::Leader(flight) => {
+                    if let Some(value) = self.peek(&key) {
+                        flight.land(Outcome::Done(value.clone()));
+                        return Ok(value);
+                    }
+                    let init = init.take().expect("a caller leads at most one flight");
+                    let result = init.await;
+                    return self.settle(key, flight, result);
+                }
+                Role::Waiter(flight) => {
+                    if let Some(result) = landed(flight.wait_async().await) {
+                        return result;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The leader's last step: cache a value, and hand the value or error to the waiters.
+    fn settle<E>(
+        &self,
+        key: K,
+        flight: LeaderGuard<'_, K, V>,
+        result: Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
+        match result {
+            Ok(value) => {
+                self.insert(key, value.clone());
+                flight.land(Outcome::Done(value.clone()));
+                Ok(value)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                flight.land(Outcome::Failed(error.clone()));
+                Err(error)
+            }
+        }
     }
 
     /// Inserts `value` for `key` with the cache's default TTL, replacing any previous value.
@@ -555,6 +706,16 @@ where
         for lock in self.inner.shards.iter() {
             lock.read().shard.check();
         }
+    }
+}
+
+/// What a waiter makes of a landed flight: the value or (if it has the waiter's type) the
+/// error; `None` means "lead a new flight" (abandoned, or another call site's error type).
+fn landed<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V, Arc<E>>> {
+    match outcome {
+        Outcome::Done(value) => Some(Ok(value)),
+        Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
+        Outcome::Abandoned => None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The in-memory tier through its public API.
 
 mod expiry;
+mod loading;
 mod policy;
 mod stress;
 mod tags_and_listener;

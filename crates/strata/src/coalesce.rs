@@ -1,0 +1,151 @@
+//! Request coalescing: concurrent loads of one missing key run one computation.
+//!
+//! The first caller to miss a key becomes its *leader* and registers a [`Flight`]; callers that
+//! miss while the flight is in the air wait on it, blocking (sync) or asynchronously, and
+//! receive the leader's value or error. A leader that panics or whose future is dropped marks
+//! the flight abandoned (from its guard's `Drop`), so waiters never hang: one of them becomes
+//! the next leader.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use event_listener::{Event, Listener};
+use parking_lot::Mutex;
+
+/// A shared, type-erased error from a failed load (waiters downcast it to their error type).
+pub(crate) type SharedError = Arc<dyn Any + Send + Sync>;
+
+/// How a flight ended.
+#[derive(Clone)]
+pub(crate) enum Outcome<V> {
+    /// The leader computed this value (and cached it).
+    Done(V),
+    /// The leader's computation failed with this error (not cached).
+    Failed(SharedError),
+    /// The leader panicked or was cancelled: try again.
+    Abandoned,
+}
+
+/// One in-progress load of one key.
+pub(crate) struct Flight<V> {
+    /// `None` while the leader is computing.
+    outcome: Mutex<Option<Outcome<V>>>,
+    landed: Event,
+}
+
+impl<V: Clone> Flight<V> {
+    fn new() -> Self {
+        Self {
+            outcome: Mutex::new(None),
+            landed: Event::new(),
+        }
+    }
+
+    /// Blocks until the flight lands.
+    pub(crate) fn wait(&self) -> Outcome<V> {
+        loop {
+            let listener = self.landed.listen();
+            if let Some(outcome) = self.outcome.lock().clone() {
+                return outcome;
+            }
+            listener.wait();
+        }
+    }
+
+    /// Waits asynchronously until the flight lands.
+    pub(crate) async fn wait_async(&self) -> Outcome<V> {
+        loop {
+            let listener = self.landed.listen();
+            if let Some(outcome) = self.outcome.lock().clone() {
+                return outcome;
+            }
+            listener.await;
+        }
+    }
+}
+
+/// The flights in the air, sharded like the cache.
+pub(crate) struct Flights<K, V> {
+    shards: Box<[Mutex<HashMap<K, Arc<Flight<V>>>>]>,
+}
+
+/// What a caller that missed should do.
+pub(crate) enum Role<'a, K: Hash + Eq, V: Clone> {
+    /// Compute the value, then land the flight.
+    Leader(LeaderGuard<'a, K, V>),
+    /// Wait for the leader.
+    Waiter(Arc<Flight<V>>),
+}
+
+impl<K: Hash + Eq, V> Flights<K, V> {
+    pub(crate) fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<HashMap<K, Arc<Flight<V>>>> {
+        &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    /// Joins the flight for `key`, or starts one and leads it.
+    pub(crate) fn join(&self, hash: u64, key: &K) -> Role<'_, K, V> {
+        let mut map = self.shard(hash).lock();
+        if let Some(flight) = map.get(key) {
+            return Role::Waiter(flight.clone());
+        }
+        let flight = Arc::new(Flight::new());
+        map.insert(key.clone(), flight.clone());
+        Role::Leader(LeaderGuard {
+            flights: self,
+            hash,
+            key: Some(key.clone()),
+            flight,
+        })
+    }
+
+    /// Number of flights in the air (tests).
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// Held by the leader; lands the flight exactly once, as abandoned if dropped unlanded.
+pub(crate) struct LeaderGuard<'a, K: Hash + Eq, V: Clone> {
+    flights: &'a Flights<K, V>,
+    hash: u64,
+    /// Taken when the flight lands.
+    key: Option<K>,
+    flight: Arc<Flight<V>>,
+}
+
+impl<K: Hash + Eq, V: Clone> LeaderGuard<'_, K, V> {
+    /// Lands the flight: waiters receive `outcome`, later callers start a new flight.
+    pub(crate) fn land(mut self, outcome: Outcome<V>) {
+        self.finish(outcome);
+    }
+
+    fn finish(&mut self, outcome: Outcome<V>) {
+        let Some(key) = self.key.take() else { return };
+        *self.flight.outcome.lock() = Some(outcome);
+        {
+            let mut map = self.flights.shard(self.hash).lock();
+            if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+                map.remove(&key);
+            }
+        }
+        self.flight.landed.notify(usize::MAX);
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> Drop for LeaderGuard<'_, K, V> {
+    fn drop(&mut self) {
+        // Still unlanded only if the leader panicked or its future was dropped.
+        self.finish(Outcome::Abandoned);
+    }
+}

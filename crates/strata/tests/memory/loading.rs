@@ -1,0 +1,167 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use strata::Cache;
+
+/// Runs `f` on `n` threads released together; returns their results.
+fn together<T: Send + 'static>(n: usize, f: impl Fn() -> T + Send + Sync + 'static) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let (barrier, f) = (barrier.clone(), f.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("caller thread"))
+        .collect()
+}
+
+#[test]
+fn concurrent_misses_run_one_computation() {
+    let cache: Cache<&str, u64> = Cache::new(100);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let (c, n) = (cache.clone(), computations.clone());
+    let values = together(32, move || {
+        c.get_with("cold", || {
+            n.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100)); // a slow load all callers overlap
+            42
+        })
+    });
+    assert!(values.iter().all(|v| *v == 42));
+    assert_eq!(computations.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.get("cold"), Some(42));
+}
+
+#[test]
+fn an_error_is_shared_by_all_waiters_and_not_cached() {
+    let cache: Cache<&str, u64> = Cache::new(100);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let (c, n) = (cache.clone(), computations.clone());
+    let results = together(16, move || {
+        c.try_get_with("key", || {
+            n.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            Err::<u64, String>("backend down".to_string())
+        })
+    });
+    let errors: Vec<_> = results
+        .into_iter()
+        .map(|r| r.expect_err("every caller sees the error"))
+        .collect();
+    assert_eq!(computations.load(Ordering::SeqCst), 1);
+    assert!(
+        errors
+            .iter()
+            .all(|e| Arc::ptr_eq(e, &errors[0]) && **e == "backend down")
+    );
+    assert_eq!(cache.get("key"), None, "errors are not cached");
+    let retried = cache.try_get_with("key", || Ok::<u64, String>(7));
+    assert_eq!(retried, Ok(7));
+}
+
+#[test]
+fn a_panicking_leader_releases_its_waiters() {
+    let cache: Cache<&str, u64> = Cache::new(100);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let (c, n) = (cache.clone(), computations.clone());
+    let results = together(8, move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.get_with("key", || {
+                let attempt = n.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50));
+                if attempt == 0 {
+                    panic!("the first computation fails hard");
+                }
+                9
+            })
+        }))
+    });
+    let panicked = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!(panicked, 1, "only the leader that panicked sees the panic");
+    assert!(results.iter().flatten().all(|v| *v == 9));
+    assert_eq!(
+        computations.load(Ordering::SeqCst),
+        2,
+        "one waiter took over"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_coalesce() {
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (cache, n) = (cache.clone(), computations.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_with_async(1, async {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        5
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task"), 5);
+    }
+    assert_eq!(computations.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_async_leader_hands_over() {
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let computations = Arc::new(AtomicUsize::new(0));
+    // The leader starts a slow load and is cancelled by its timeout.
+    let leader = {
+        let (cache, n) = (cache.clone(), computations.clone());
+        tokio::spawn(async move {
+            tokio::time::timeout(
+                Duration::from_millis(50),
+                cache.get_with_async(1, async {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    0
+                }),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let waiters: Vec<_> = (0..20)
+        .map(|_| {
+            let (cache, n) = (cache.clone(), computations.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_with_async(1, async {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        8
+                    })
+                    .await
+            })
+        })
+        .collect();
+    assert!(
+        leader.await.expect("leader task").is_err(),
+        "the leader timed out"
+    );
+    for waiter in waiters {
+        assert_eq!(waiter.await.expect("waiter task"), 8);
+    }
+    assert_eq!(
+        computations.load(Ordering::SeqCst),
+        2,
+        "cancelled leader + one successor"
+    );
+}

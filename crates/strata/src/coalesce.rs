@@ -66,9 +66,12 @@ impl<V: Clone> Flight<V> {
     }
 }
 
+/// One shard of the flights in the air: key → its flight.
+type FlightMap<K, V> = Mutex<HashMap<K, Arc<Flight<V>>>>;
+
 /// The flights in the air, sharded like the cache.
 pub(crate) struct Flights<K, V> {
-    shards: Box<[Mutex<HashMap<K, Arc<Flight<V>>>>]>,
+    shards: Box<[FlightMap<K, V>]>,
 }
 
 /// What a caller that missed should do.
@@ -86,7 +89,7 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         }
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<HashMap<K, Arc<Flight<V>>>> {
+    fn shard(&self, hash: u64) -> &FlightMap<K, V> {
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 }

@@ -110,12 +110,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
             flight,
         })
     }
-
-    /// Number of flights in the air (tests).
-    #[cfg(test)]
-    pub(crate) fn in_flight(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
-    }
 }
 
 /// Held by the leader; lands the flight exactly once, as abandoned if dropped unlanded.

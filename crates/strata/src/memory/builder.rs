@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::listener::{Listener, RemovalCause};
-use crate::memory::cache::{Cache, DefaultHashBuilder, Weigher};
+use crate::memory::cache::{Cache, DefaultHashBuilder, ExpireAfter, Weigher};
 
 /// Shards are never made smaller than this capacity by default: W-TinyLFU needs room for a
 /// window and a main region to tell recency from frequency.
@@ -36,6 +36,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     weigher: Option<Weigher<K, V>>,
     time_to_live: Option<Duration>,
     time_to_idle: Option<Duration>,
+    expire_after: Option<ExpireAfter<K, V>>,
     listener: Option<Listener<K, V>>,
     clock: Option<Arc<dyn Clock>>,
     shards: Option<usize>,
@@ -50,6 +51,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             weigher: None,
             time_to_live: None,
             time_to_idle: None,
+            expire_after: None,
             listener: None,
             clock: None,
             shards: None,
@@ -96,6 +98,17 @@ where
         self
     }
 
+    /// A TTL computed from each inserted entry (e.g. from an HTTP `max-age` in the value); it
+    /// overrides the default TTL, and `None` means the default applies. A TTL given to
+    /// `insert_with_ttl` / `insert_with` overrides both.
+    pub fn expire_after(
+        mut self,
+        ttl: impl Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self {
+        self.expire_after = Some(Arc::new(ttl));
+        self
+    }
+
     /// Time-to-idle: an entry not read or written for this long expires.
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.time_to_idle = Some(tti);
@@ -133,6 +146,7 @@ where
             weigher: self.weigher,
             time_to_live: self.time_to_live,
             time_to_idle: self.time_to_idle,
+            expire_after: self.expire_after,
             listener: self.listener,
             clock: self.clock,
             shards: self.shards,
@@ -168,6 +182,7 @@ where
             ttl,
             tti,
             weigher: self.weigher,
+            expire_after: self.expire_after,
             listener: self.listener,
             clock: self
                 .clock

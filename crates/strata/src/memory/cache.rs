@@ -24,6 +24,7 @@ use crate::stats::{CacheStats, Counter, ThreadCounters, thread_stripe};
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
 
 /// A shard asks the climber for a new window size once per this many inserts.
 const ADAPT_EVERY_INSERTS: u32 = 64;
@@ -85,6 +86,7 @@ pub(crate) struct Parts<K, V, S> {
     pub(crate) ttl: Option<u64>,
     pub(crate) tti: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: S,
@@ -98,6 +100,7 @@ struct Inner<K, V, S> {
     ttl: Option<u64>,
     tti: Option<u64>,
     weigher: Option<Weigher<K, V>>,
+    expire_after: Option<ExpireAfter<K, V>>,
     listener: Option<Listener<K, V>>,
     clock: Arc<dyn Clock>,
     hasher: S,
@@ -260,6 +263,7 @@ where
                 ttl: parts.ttl,
                 tti: parts.tti,
                 weigher: parts.weigher,
+                expire_after: parts.expire_after,
                 listener: parts.listener,
                 clock: parts.clock,
                 hasher: parts.hasher,
@@ -370,7 +374,22 @@ where
         K: Clone,
         E: Send + Sync + 'static,
     {
-        if let Some(value) = self.get(&key) {
+        self.try_get_with_if(key, |_| true, init)
+    }
+
+    /// `try_get_with` where a cached value counts only if `accept` says so (a value that is
+    /// present but no longer fresh is computed again, coalesced).
+    pub(crate) fn try_get_with_if<E>(
+        &self,
+        key: K,
+        accept: impl Fn(&V) -> bool,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
+        if let Some(value) = self.get(&key).filter(|v| accept(v)) {
             return Ok(value);
         }
         let hash = self.inner.hasher.hash_one(&key);
@@ -378,7 +397,7 @@ where
         loop {
             match self.inner.flights.join(hash, &key) {
                 Role::Leader(flight) => {
-                    if let Some(value) = self.peek(&key) {
+                    if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
                         flight.land(Outcome::Done(value.clone()));
                         return Ok(value);
                     }
@@ -420,7 +439,21 @@ where
         K: Clone,
         E: Send + Sync + 'static,
     {
-        if let Some(value) = self.get(&key) {
+        self.try_get_with_async_if(key, |_| true, init).await
+    }
+
+    /// Async [`try_get_with_if`](Self::try_get_with_if).
+    pub(crate) async fn try_get_with_async_if<E>(
+        &self,
+        key: K,
+        accept: impl Fn(&V) -> bool,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
+        if let Some(value) = self.get(&key).filter(|v| accept(v)) {
             return Ok(value);
         }
         let hash = self.inner.hasher.hash_one(&key);
@@ -428,7 +461,7 @@ where
         loop {
             match self.inner.flights.join(hash, &key) {
                 Role::Leader(flight) => {
-                    if let Some(value) = self.peek(&key) {
+                    if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
                         flight.land(Outcome::Done(value.clone()));
                         return Ok(value);
                     }
@@ -494,6 +527,7 @@ where
         let inner = &*self.inner;
         let weight = inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
         let ttl = ttl
+            .or_else(|| inner.expire_after.as_ref().and_then(|f| f(&key, &value)))
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1))
             .or(inner.ttl);
         let (hash, lock) = self.shard_for(&key);

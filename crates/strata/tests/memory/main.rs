@@ -1,6 +1,7 @@
 //! The in-memory tier through its public API.
 
 mod expiry;
+mod loader;
 mod loading;
 mod policy;
 mod stress;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Executor, Inner, Loader, Spawner, Stamped};
+use super::{Executor, Inner, IsNegative, Loader, Spawner, Stamped};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::memory::Cache;
@@ -38,7 +38,7 @@ pub struct LoaderBuilder<K, V> {
     fresh: Option<Duration>,
     stale: Duration,
     stale_if_error: Duration,
-    negative: Option<(Duration, fn(&V) -> bool)>,
+    negative: Option<(Duration, IsNegative<V>)>,
     beta: f64,
     seed: u64,
     executor: Option<Executor>,

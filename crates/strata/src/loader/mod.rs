@@ -34,6 +34,9 @@ pub(crate) type Executor = Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
 /// Spawns an async refresh (e.g. `|task| { tokio::spawn(task); }`).
 pub(crate) type Spawner = Arc<dyn Fn(Pin<Box<dyn Future<Output = ()> + Send>>) + Send + Sync>;
 
+/// Tells a "not found" value (for negative caching).
+pub(crate) type IsNegative<V> = fn(&V) -> bool;
+
 /// A value with its freshness.
 #[derive(Debug, Clone)]
 pub(crate) struct Stamped<V> {
@@ -91,7 +94,7 @@ pub(crate) struct Inner<K, V> {
     stale: u64,
     stale_if_error: u64,
     /// For `Option` values: the TTL of `None`, and how to recognise it.
-    negative: Option<(u64, fn(&V) -> bool)>,
+    negative: Option<(u64, IsNegative<V>)>,
     /// XFetch's β; 0 turns early refresh off.
     beta: f64,
     /// xorshift state for XFetch's draw.
@@ -142,13 +145,13 @@ where
     {
         let now = self.now();
         let cached = self.inner.cache.get(&key);
-        if let Some(stamped) = &cached {
-            if let Some(refresh) = self.serve_cached(now, stamped) {
-                if refresh {
-                    self.refresh(key, init);
-                }
-                return Ok(stamped.value.clone());
+        if let Some(stamped) = &cached
+            && let Some(refresh) = self.serve_cached(now, stamped)
+        {
+            if refresh {
+                self.refresh(key, init);
             }
+            return Ok(stamped.value.clone());
         }
         let this = self.clone();
         let loaded = self.inner.cache.try_get_with_if(
@@ -185,13 +188,13 @@ where
     {
         let now = self.now();
         let cached = self.inner.cache.get(&key);
-        if let Some(stamped) = &cached {
-            if let Some(refresh) = self.serve_cached(now, stamped) {
-                if refresh {
-                    self.refresh_async(key, init).await;
-                }
-                return Ok(stamped.value.clone());
+        if let Some(stamped) = &cached
+            && let Some(refresh) = self.serve_cached(now, stamped)
+        {
+            if refresh {
+                self.refresh_async(key, init).await;
             }
+            return Ok(stamped.value.clone());
         }
         let this = self.clone();
         let load = async move {

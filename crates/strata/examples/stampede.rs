@@ -18,11 +18,15 @@ async fn compute(computations: Arc<AtomicU64>) -> String {
 }
 
 /// Starts `CALLERS` tasks together; returns the longest any of them waited.
-async fn stampede(loader: &Loader<&'static str, String>, computations: &Arc<AtomicU64>) -> Duration {
+async fn stampede(
+    loader: &Loader<&'static str, String>,
+    computations: &Arc<AtomicU64>,
+) -> Duration {
     let start = Arc::new(tokio::sync::Barrier::new(CALLERS));
     let tasks: Vec<_> = (0..CALLERS)
         .map(|_| {
-            let (loader, computations, start) = (loader.clone(), computations.clone(), start.clone());
+            let (loader, computations, start) =
+                (loader.clone(), computations.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
                 let began = Instant::now();
@@ -52,15 +56,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let cold = Arc::new(AtomicU64::new(0));
     let cold_wait = stampede(&loader, &cold).await;
-    println!("cold phase: slowest caller waited {} ms (the computation takes 100 ms)", cold_wait.as_millis());
+    println!(
+        "cold phase: slowest caller waited {} ms (the computation takes 100 ms)",
+        cold_wait.as_millis()
+    );
 
     tokio::time::sleep(Duration::from_millis(400)).await; // past freshness, inside the stale window
     let stale = Arc::new(AtomicU64::new(0));
     let stale_wait = stampede(&loader, &stale).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // let the background refresh land
-    println!("stale phase: value after refresh: {}", loader.get_async("report", compute(stale.clone())).await);
+    println!(
+        "stale phase: value after refresh: {}",
+        loader.get_async("report", compute(stale.clone())).await
+    );
 
-    println!("cold: callers={CALLERS} computations={}", cold.load(Ordering::SeqCst));
+    println!(
+        "cold: callers={CALLERS} computations={}",
+        cold.load(Ordering::SeqCst)
+    );
     println!(
         "stale: callers={CALLERS} computations={} max_wait_ms={}",
         stale.load(Ordering::SeqCst),

@@ -43,7 +43,37 @@ pub use listener::RemovalCause;
 pub use loader::{Loader, LoaderBuilder};
 pub use memory::{Cache, CacheBuilder, DefaultHashBuilder};
 pub use options::{InsertOptions, Tag};
-pub use stats::CacheStats;
+pub use stats::{CacheInfo, CacheStats};
+
+/// Memoizes a function in a Strata cache, with request coalescing: concurrent calls with the
+/// same arguments run the body once.
+///
+/// Options (all optional): `capacity = N` (default 1000), `ttl = "60s"` (ms/s/m/h/d),
+/// `key = expr` with `key_type = Type` (default: the tuple of all arguments, cloned),
+/// `result = true` (cache only `Ok`; errors are returned, not cached; `E: Clone`),
+/// `option = true` (cache only `Some`), `cache = STATIC` (use a shared
+/// `LazyLock<Cache<Key, Value>>` instead of a private one). Works on `async fn` too.
+///
+/// Next to `f` it generates `f_cache_info()` (hits, misses, size, capacity), `f_cache_clear()`,
+/// `f_invalidate(args…)` and `f_refresh(args…)`.
+///
+/// ```
+/// #[strata::cached(capacity = 100, ttl = "10m")]
+/// fn square(n: u64) -> u64 {
+///     n * n
+/// }
+///
+/// assert_eq!(square(12), 144);
+/// assert_eq!(square(12), 144);
+/// let info = square_cache_info();
+/// assert_eq!((info.hits, info.misses, info.size), (1, 1, 1));
+/// square_cache_clear();
+/// assert_eq!(square_cache_info().size, 0);
+/// ```
+///
+/// A call that reaches the same key from inside its own computation (direct recursion on the
+/// same arguments) waits for itself: like any coalesced load, that deadlocks.
+pub use strata_macros::cached;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -198,3 +198,25 @@ mod loom_tests {
         });
     }
 }
+
+/// A summary in the spirit of Python's `functools.lru_cache().cache_info()`.
+///
+/// ```
+/// let cache = strata::Cache::new(10);
+/// cache.get_with(1, || "one");
+/// cache.get_with(1, || "one");
+/// let info = cache.info();
+/// assert_eq!((info.hits, info.misses, info.size, info.capacity), (1, 1, 1, 10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheInfo {
+    /// Lookups that found a live entry.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+    /// Entries held.
+    pub size: u64,
+    /// The bound (entries, or total weight with a weigher).
+    pub capacity: u64,
+}

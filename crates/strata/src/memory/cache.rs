@@ -18,7 +18,7 @@ use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
 use crate::policy::climber::Climber;
 use crate::policy::minisim::{ACTIVE_EPOCHS, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES};
-use crate::stats::{CacheStats, Counter, ThreadCounters, thread_stripe};
+use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters, thread_stripe};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
@@ -722,6 +722,17 @@ where
     /// Counters since the cache was built.
     pub fn stats(&self) -> CacheStats {
         self.inner.stats.snapshot()
+    }
+
+    /// Hits, misses, size and capacity, like `lru_cache`'s `cache_info()`.
+    pub fn info(&self) -> CacheInfo {
+        let stats = self.stats();
+        CacheInfo {
+            hits: stats.hits,
+            misses: stats.misses,
+            size: self.len() as u64,
+            capacity: self.capacity(),
+        }
     }
 
     /// Records removal counts and hands entries to the listener, outside any lock.

@@ -48,8 +48,14 @@ fn main() {
     type Contender<'a> = (&'static str, Box<dyn FnMut(u64) -> u64 + 'a>);
     let mut contenders: Vec<Contender<'_>> = vec![
         ("strata #[cached]", Box::new(strata_macro)),
-        ("strata get_with", Box::new(|n| strata_cache.get_with(n, || compute(n)))),
-        ("moka get_with", Box::new(|n| moka_cache.get_with(n, || compute(n)))),
+        (
+            "strata get_with",
+            Box::new(|n| strata_cache.get_with(n, || compute(n))),
+        ),
+        (
+            "moka get_with",
+            Box::new(|n| moka_cache.get_with(n, || compute(n))),
+        ),
         ("cached #[cached]", Box::new(cached_crate)),
     ];
     for (_, f) in &mut contenders {

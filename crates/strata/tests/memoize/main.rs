@@ -156,3 +156,31 @@ fn concurrent_sync_calls_run_the_body_once() {
     }
     assert_eq!(SLOW.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn the_closure_api_memoizes_and_coalesces() {
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let memo = std::sync::Arc::new(strata::Memoized::new(100, move |n: &u64| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        n + 1
+    }));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let memo = memo.clone();
+            std::thread::spawn(move || memo.call(1))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("caller"), 2);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(memo.refresh(1), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    memo.invalidate(&1);
+    assert_eq!(memo.info().size, 0);
+    memo.call(1);
+    memo.clear();
+    assert!(memo.cache().is_empty());
+}

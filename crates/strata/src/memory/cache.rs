@@ -393,24 +393,22 @@ where
             return Ok(value);
         }
         let hash = self.inner.hasher.hash_one(&key);
-        let mut init = Some(init);
-        loop {
+        let flight = loop {
             match self.inner.flights.join(hash, &key) {
-                Role::Leader(flight) => {
-                    if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
-                        flight.land(Outcome::Done(value.clone()));
-                        return Ok(value);
-                    }
-                    let init = init.take().expect("a caller leads at most one flight");
-                    return self.settle(key, flight, init());
-                }
+                Role::Leader(flight) => break flight,
                 Role::Waiter(flight) => {
                     if let Some(result) = landed(flight.wait()) {
                         return result;
                     }
                 }
             }
+        };
+        // A previous leader may have landed between our miss and our flight.
+        if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
+            flight.land(Outcome::Done(value.clone()));
+            return Ok(value);
         }
+        self.settle(key, flight, init())
     }
 
     /// Async [`get_with`](Self::get_with): waiting callers await instead of blocking. If the
@@ -457,25 +455,22 @@ where
             return Ok(value);
         }
         let hash = self.inner.hasher.hash_one(&key);
-        let mut init = Some(init);
-        loop {
+        let flight = loop {
             match self.inner.flights.join(hash, &key) {
-                Role::Leader(flight) => {
-                    if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
-                        flight.land(Outcome::Done(value.clone()));
-                        return Ok(value);
-                    }
-                    let init = init.take().expect("a caller leads at most one flight");
-                    let result = init.await;
-                    return self.settle(key, flight, result);
-                }
+                Role::Leader(flight) => break flight,
                 Role::Waiter(flight) => {
                     if let Some(result) = landed(flight.wait_async().await) {
                         return result;
                     }
                 }
             }
+        };
+        if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
+            flight.land(Outcome::Done(value.clone()));
+            return Ok(value);
         }
+        let result = init.await;
+        self.settle(key, flight, result)
     }
 
     /// The leader's last step: cache a value, and hand the value or error to the waiters.

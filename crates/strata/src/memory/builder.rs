@@ -77,7 +77,7 @@ impl<K, V, S> CacheBuilder<K, V, S>
 where
     K: Hash + Eq,
     V: Clone,
-    S: BuildHasher,
+    S: BuildHasher + Clone,
 {
     /// The bound: a number of entries, or a total weight when a [`weigher`](Self::weigher) is set.
     pub fn max_capacity(mut self, max_capacity: u64) -> Self {
@@ -140,7 +140,7 @@ where
     }
 
     /// The hasher for keys.
-    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+    pub fn hasher<S2: BuildHasher + Clone>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             max_capacity: self.max_capacity,
             weigher: self.weigher,

@@ -93,7 +93,7 @@ pub(crate) struct Parts<K, V, S> {
 }
 
 struct Inner<K, V, S> {
-    shards: Box<[RwLock<ShardCell<K, V>>]>,
+    shards: Box<[RwLock<ShardCell<K, V, S>>]>,
     /// Loads in progress for `get_with` and friends.
     flights: Flights<K, V>,
     capacity: u64,
@@ -109,8 +109,8 @@ struct Inner<K, V, S> {
 }
 
 /// A shard plus the window generation it last applied.
-struct ShardCell<K, V> {
-    shard: Shard<K, V>,
+struct ShardCell<K, V, S> {
+    shard: Shard<K, V, S>,
     window_epoch: u64,
     inserts_since_adapt: u32,
 }
@@ -231,7 +231,7 @@ impl<K, V, S> Cache<K, V, S>
 where
     K: Hash + Eq,
     V: Clone,
-    S: BuildHasher,
+    S: BuildHasher + Clone,
 {
     pub(crate) fn from_parts(parts: Parts<K, V, S>) -> Self {
         let n = parts.shards as u64;
@@ -245,7 +245,13 @@ where
                     usize::try_from(capacity).unwrap_or(usize::MAX)
                 };
                 RwLock::new(ShardCell {
-                    shard: Shard::new(capacity, estimated_entries, parts.tti, 0x9E37_79B9 ^ i),
+                    shard: Shard::new(
+                        capacity,
+                        estimated_entries,
+                        parts.tti,
+                        0x9E37_79B9 ^ i,
+                        parts.hasher.clone(),
+                    ),
                     window_epoch: 0,
                     inserts_since_adapt: 0,
                 })
@@ -280,7 +286,7 @@ where
     }
 
     #[inline]
-    fn shard_for<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &RwLock<ShardCell<K, V>>) {
+    fn shard_for<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &RwLock<ShardCell<K, V, S>>) {
         let hash = self.inner.hasher.hash_one(key);
         let shards = &self.inner.shards;
         (hash, &shards[(hash >> 32) as usize & (shards.len() - 1)])

@@ -10,7 +10,7 @@
 use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 use foldhash::HashMap;
 use hashbrown::HashTable;
@@ -46,14 +46,14 @@ enum Region {
     Protected = 2,
 }
 
-/// A stored entry: kept small (48 bytes for `u64` keys and values) because a hit's cost is
-/// mostly the cache miss that loads it. Expiry times and tags, which most entries lack, live in
-/// side tables of the shard.
+/// A stored entry: kept to 32 bytes for `u64` keys and values, so two fit a cache line and none
+/// straddles two (a hit's cost is mostly the cache miss that loads it; a straddling entry costs
+/// two). Its hash is recomputed from the key when the policy needs it; expiry times and tags,
+/// which most entries lack, live in side tables of the shard.
 #[derive(Debug)]
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
-    hash: u64,
     weight: u32,
     prev: u32,
     next: u32,
@@ -70,6 +70,9 @@ pub(crate) struct Entry<K, V> {
 /// Expiry data of a timed entry, in clock nanoseconds.
 #[derive(Debug, Default)]
 struct Timing {
+    /// Bumped each time the slot's expiry is set, so a stale deadline-heap node (of an older
+    /// entry in this slot, or an older deadline of this one) never matches.
+    version: u32,
     /// Absolute TTL deadline, or [`NEVER`].
     expires_at: u64,
     /// Last access; used only when the cache has a time-to-idle.
@@ -97,14 +100,6 @@ impl<K, V> Entry<K, V> {
             self.hits.store(hits + 1, Ordering::Relaxed);
         }
     }
-}
-
-/// A slab slot; `version` changes each time the slot is reused or its deadline replaced, so a
-/// stale deadline-heap node never matches a newer entry.
-#[derive(Debug)]
-struct Slot<K, V> {
-    version: u32,
-    entry: Option<Entry<K, V>>,
 }
 
 /// A doubly linked list threaded through the slab.
@@ -142,10 +137,12 @@ pub(crate) struct NewEntry<K, V> {
 
 /// The state behind one shard's lock; see the module docs.
 #[derive(Debug)]
-pub(crate) struct Shard<K, V> {
+pub(crate) struct Shard<K, V, S> {
     /// Maps a key hash to the slot index of its entry.
     table: HashTable<u32>,
-    slots: Vec<Slot<K, V>>,
+    slots: Vec<Option<Entry<K, V>>>,
+    /// Recomputes a key's hash when the policy needs it (entries do not store it).
+    hasher: S,
     /// Unused slot indices.
     free: Vec<u32>,
     /// Window, probation and protected, indexed by [`Region`].
@@ -158,7 +155,7 @@ pub(crate) struct Shard<K, V> {
     /// Weight the protected region may hold before its oldest entries are demoted.
     protected_capacity: u64,
     sketch: FrequencySketch,
-    /// Min-heap of (deadline, slot, version); stale nodes are skipped when popped.
+    /// Min-heap of (deadline, slot, timing version); stale nodes are skipped when popped.
     deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
     /// Expiry data by slot index, for entries with `timed` set (grown on demand).
     timing: Vec<Timing>,
@@ -172,16 +169,18 @@ pub(crate) struct Shard<K, V> {
     random: u64,
 }
 
-impl<K: Hash + Eq, V: Clone> Shard<K, V> {
+impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     pub(crate) fn new(
         capacity: u64,
         estimated_entries: usize,
         tti: Option<u64>,
         seed: u64,
+        hasher: S,
     ) -> Self {
         let mut shard = Self {
             table: HashTable::new(),
             slots: Vec::new(),
+            hasher,
             free: Vec::new(),
             lists: [List::EMPTY; 3],
             weight: 0,
@@ -229,7 +228,6 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.table
             .find(hash, |&i| {
                 slots[i as usize]
-                    .entry
                     .as_ref()
                     .is_some_and(|e| e.key.borrow() == key)
             })
@@ -238,16 +236,19 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     fn entry(&self, idx: u32) -> &Entry<K, V> {
         self.slots[idx as usize]
-            .entry
             .as_ref()
             .expect("linked slots hold an entry")
     }
 
     fn entry_mut(&mut self, idx: u32) -> &mut Entry<K, V> {
         self.slots[idx as usize]
-            .entry
             .as_mut()
             .expect("linked slots hold an entry")
+    }
+
+    /// The hash of the entry's key (not stored: see [`Entry`]).
+    fn hash_of(&self, idx: u32) -> u64 {
+        self.hasher.hash_one(&self.entry(idx).key)
     }
 
     /// The entry's expiry deadline, or [`NEVER`].
@@ -336,15 +337,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         self.lists[region].weight =
             self.lists[region].weight - u64::from(old_weight) + u64::from(new.weight);
         self.weight = self.weight - u64::from(old_weight) + u64::from(new.weight);
-        let slot = &mut self.slots[idx as usize];
-        slot.version = slot.version.wrapping_add(1);
         self.set_timing(idx, new.expires_at, now);
         self.set_tags(idx, new.tags);
         out.push(new.key, old_value, RemovalCause::Replaced);
     }
 
-    /// Records the entry's expiry data and schedules its deadline (the slot's version must
-    /// already be current).
+    /// Records the entry's expiry data and schedules its deadline; older deadline-heap nodes
+    /// of this slot stop matching.
     fn set_timing(&mut self, idx: u32, expires_at: u64, now: u64) {
         let timed = expires_at != NEVER || self.tti.is_some();
         self.entry_mut(idx).timed = timed;
@@ -355,11 +354,18 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             self.timing.resize_with(self.slots.len(), Timing::default);
         }
         let timing = &mut self.timing[idx as usize];
+        timing.version = timing.version.wrapping_add(1);
         timing.expires_at = expires_at;
         *timing.last_access.get_mut() = now;
         let deadline = timing.deadline(self.tti);
-        let version = self.slots[idx as usize].version;
-        self.deadlines.push(Reverse((deadline, idx, version)));
+        self.deadlines
+            .push(Reverse((deadline, idx, timing.version)));
+    }
+
+    /// True if a deadline-heap node `(slot, version)` still stands for a live timed entry.
+    fn deadline_is_current(&self, idx: u32, version: u32) -> bool {
+        self.slots[idx as usize].as_ref().is_some_and(|e| e.timed)
+            && self.timing[idx as usize].version == version
     }
 
     fn set_tags(&mut self, idx: u32, tags: Box<[Tag]>) {
@@ -377,7 +383,6 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         let entry = Entry {
             key: new.key,
             value: new.value,
-            hash: new.hash,
             weight: new.weight,
             prev: NIL,
             next: NIL,
@@ -388,24 +393,21 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         };
         let idx = match self.free.pop() {
             Some(idx) => {
-                let slot = &mut self.slots[idx as usize];
-                slot.version = slot.version.wrapping_add(1);
-                slot.entry = Some(entry);
+                self.slots[idx as usize] = Some(entry);
                 idx
             }
             None => {
                 let idx =
                     u32::try_from(self.slots.len()).expect("fewer than 2^32 entries per shard");
-                self.slots.push(Slot {
-                    version: 0,
-                    entry: Some(entry),
-                });
+                self.slots.push(Some(entry));
                 idx
             }
         };
-        let slots = &self.slots;
+        let (slots, hasher) = (&self.slots, &self.hasher);
         self.table.insert_unique(new.hash, idx, |&i| {
-            slots[i as usize].entry.as_ref().map_or(0, |e| e.hash)
+            slots[i as usize]
+                .as_ref()
+                .map_or(0, |e| hasher.hash_one(&e.key))
         });
         self.weight += u64::from(new.weight);
         self.link_tail(Region::Window, idx);
@@ -453,7 +455,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         out: &mut Removals<K, V>,
     ) {
         for idx in 0..self.slots.len() as u32 {
-            let Some(entry) = self.slots[idx as usize].entry.as_ref() else {
+            let Some(entry) = self.slots[idx as usize].as_ref() else {
                 continue;
             };
             let cause = if self.deadline(idx) <= now {
@@ -474,7 +476,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         K: Clone,
     {
         (0..self.slots.len() as u32)
-            .filter(|&idx| self.slots[idx as usize].entry.is_some() && self.deadline(idx) > now)
+            .filter(|&idx| self.slots[idx as usize].is_some() && self.deadline(idx) > now)
             .map(|idx| {
                 let entry = self.entry(idx);
                 (entry.key.clone(), entry.value.clone())
@@ -490,8 +492,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
                 break;
             }
             self.deadlines.pop();
-            let slot = &self.slots[idx as usize];
-            if slot.version != version || slot.entry.is_none() {
+            if !self.deadline_is_current(idx, version) {
                 continue;
             }
             let actual = self.deadline(idx);
@@ -505,10 +506,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             reclaimed += 1;
         }
         if self.deadlines.len() > 2 * self.table.len() + 64 {
-            let slots = &self.slots;
-            self.deadlines.retain(|Reverse((_, idx, v))| {
-                slots[*idx as usize].version == *v && slots[*idx as usize].entry.is_some()
-            });
+            let mut nodes = std::mem::take(&mut self.deadlines).into_vec();
+            nodes.retain(|Reverse((_, idx, v))| self.deadline_is_current(*idx, *v));
+            self.deadlines = BinaryHeap::from(nodes);
         }
     }
 
@@ -613,8 +613,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// TinyLFU admission: does `candidate` deserve `victim`'s place?
     fn admit(&mut self, candidate: u32, victim: u32) -> bool {
-        let candidate_frequency = self.sketch.frequency(self.entry(candidate).hash);
-        let victim_frequency = self.sketch.frequency(self.entry(victim).hash);
+        let candidate_frequency = self.sketch.frequency(self.hash_of(candidate));
+        let victim_frequency = self.sketch.frequency(self.hash_of(victim));
         if candidate_frequency > victim_frequency {
             return true;
         }
@@ -629,10 +629,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// Clears the entry's hit counter, folding the hits into the sketch; true if it had any.
     fn take_hits(&mut self, idx: u32) -> bool {
-        let entry = self.entry_mut(idx);
-        let hits = std::mem::take(entry.hits.get_mut());
-        let hash = entry.hash;
+        let hits = std::mem::take(self.entry_mut(idx).hits.get_mut());
         if hits > 0 {
+            let hash = self.hash_of(idx);
             self.sketch.increment_by(hash, hits);
         }
         hits > 0
@@ -645,14 +644,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// Removes the entry at `idx` from the table, its list, the tag index and the slab.
     fn unlink_entry(&mut self, idx: u32) -> (K, V) {
-        let hash = self.entry(idx).hash;
+        let hash = self.hash_of(idx);
         if let Ok(found) = self.table.find_entry(hash, |&i| i == idx) {
             found.remove();
         }
         self.unlink(idx);
         self.untag(idx);
         let entry = self.slots[idx as usize]
-            .entry
             .take()
             .expect("linked slots hold an entry");
         self.weight -= u64::from(entry.weight);
@@ -755,9 +753,11 @@ mod tests {
     use super::*;
     use crate::policy::minisim::CANDIDATES;
 
-    fn put(shard: &mut Shard<u64, u64>, key: u64) {
+    type TestShard = Shard<u64, u64, foldhash::fast::FixedState>;
+
+    fn put(shard: &mut TestShard, key: u64) {
         let new = NewEntry {
-            hash: key.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            hash: shard.hasher.hash_one(key),
             key,
             value: key,
             weight: 1,
@@ -767,11 +767,23 @@ mod tests {
         shard.insert(new, 0, &mut Removals::new(false));
     }
 
+    /// Two slots per cache line and none straddling two: a hit costs one line, not two.
+    #[test]
+    fn a_slot_of_u64_keys_and_values_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Option<Entry<u64, u64>>>(), 32);
+    }
+
     /// After a change of shape the regions reach their new shares within a few writes, each
     /// write moving a bounded number of entries, and every invariant holds on the way.
     #[test]
     fn a_change_of_shape_completes_within_a_few_writes() {
-        let mut shard = Shard::new(1000, 1000, None, 1);
+        let mut shard = Shard::new(
+            1000,
+            1000,
+            None,
+            1,
+            foldhash::fast::FixedState::with_seed(1),
+        );
         for (from, to) in [
             (CANDIDATES[4], CANDIDATES[0]),
             (CANDIDATES[0], CANDIDATES[5]),
@@ -780,7 +792,7 @@ mod tests {
             shard.set_shape(from);
             for k in 0..5000 {
                 put(&mut shard, k % 1500);
-                let hash = (k % 700).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let hash = shard.hasher.hash_one(k % 700);
                 let _ = shard.get(hash, &(k % 700), || 0); // some hits, so hits get folded
             }
             shard.set_shape(to);

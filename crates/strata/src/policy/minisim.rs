@@ -8,7 +8,7 @@
 //! candidates are judged in parallel on the same requests, so the choice follows a change of
 //! workload within a few epochs instead of a step at a time as a hill climber does.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
@@ -66,14 +66,47 @@ const SCORE_DECAY: f64 = 0.25;
 /// does not make the live cache flap between near-equal sizes.
 const HYSTERESIS: f64 = 0.002;
 
-/// A sampled key stands in for itself in the mini caches.
+/// A sampled key stands in for itself in the mini caches: it is the live key's hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SampledKey(u64);
+
+/// Hashes a [`SampledKey`] to itself (it already is a hash).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Prehashed;
+
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedHasher;
+
+    fn build_hasher(&self) -> PrehashedHasher {
+        PrehashedHasher(0)
+    }
+}
+
+/// See [`Prehashed`].
+#[derive(Debug)]
+pub(crate) struct PrehashedHasher(u64);
+
+impl Hasher for PrehashedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `SampledKey`; fold anything else in, FNV-style.
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The mini caches and their scores.
 #[derive(Debug)]
 pub(crate) struct MiniSim {
-    sims: Vec<Shard<SampledKey, ()>>,
+    sims: Vec<Shard<SampledKey, (), Prehashed>>,
     /// Hits of each mini cache during this epoch.
     epoch_hits: Vec<u64>,
     /// Decayed hit ratio of each candidate over past epochs.
@@ -100,6 +133,7 @@ impl MiniSim {
                     usize::try_from(capacity).unwrap_or(usize::MAX),
                     None,
                     i as u64 + 1,
+                    Prehashed,
                 );
                 shard.set_shape(shape);
                 shard

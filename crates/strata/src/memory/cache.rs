@@ -3,38 +3,25 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
 use crate::clock::Clock;
-use crate::coalesce::{Flights, LeaderGuard, Outcome, Role};
+use crate::coalesce::Flights;
 use crate::listener::{Listener, RemovalCause};
+use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
 use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
-use crate::policy::climber::Climber;
-use crate::policy::minisim::{ACTIVE_EPOCHS, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES};
-use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters, thread_stripe};
+use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
-
-/// A shard asks the climber for a new window size once per this many inserts.
-const ADAPT_EVERY_INSERTS: u32 = 64;
-/// The climber samples 10 requests per unit of capacity (Caffeine's sample size).
-const SAMPLE_PER_CAPACITY: u64 = 10;
-/// Sampled requests are replayed in the mini caches in batches of this many.
-const SAMPLE_BATCH: usize = 64;
-/// After an active period the simulations rest this many times as long: a quarter of the
-/// requests pay for sampling, which keeps its cost near a nanosecond per read.
-const REST_FACTOR: u64 = 3;
 
 /// A concurrent, bounded in-memory cache with an adaptive W-TinyLFU policy, TTL/TTI, tags and
 /// statistics. Cloning a `Cache` gives another handle to the same cache.
@@ -59,7 +46,7 @@ const REST_FACTOR: u64 = 3;
 /// The total weight never exceeds `max_capacity`, even under concurrent inserts: each shard
 /// owns an exact share of the capacity and enforces it under its lock.
 pub struct Cache<K, V, S = DefaultHashBuilder> {
-    inner: Arc<Inner<K, V, S>>,
+    pub(super) inner: Arc<Inner<K, V, S>>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -92,10 +79,10 @@ pub(crate) struct Parts<K, V, S> {
     pub(crate) hasher: S,
 }
 
-struct Inner<K, V, S> {
+pub(super) struct Inner<K, V, S> {
     shards: Box<[RwLock<ShardCell<K, V, S>>]>,
-    /// Loads in progress for `get_with` and friends.
-    flights: Flights<K, V>,
+    /// Loads in progress for `get_with` and friends (see `loading.rs`).
+    pub(super) flights: Flights<K, V>,
     capacity: u64,
     ttl: Option<u64>,
     tti: Option<u64>,
@@ -103,109 +90,16 @@ struct Inner<K, V, S> {
     expire_after: Option<ExpireAfter<K, V>>,
     listener: Option<Listener<K, V>>,
     clock: Arc<dyn Clock>,
-    hasher: S,
+    pub(super) hasher: S,
     stats: ThreadCounters,
     adaptation: Adaptation,
 }
 
-/// A shard plus the window generation it last applied.
-struct ShardCell<K, V, S> {
-    shard: Shard<K, V, S>,
+/// A shard plus the adaptation epoch it last applied.
+pub(super) struct ShardCell<K, V, S> {
+    pub(super) shard: Shard<K, V, S>,
     window_epoch: u64,
     inserts_since_adapt: u32,
-}
-
-/// The window size shared by all shards, and what chooses it: miniature simulations for
-/// unit-weight caches, a hill climber for weighted ones (whose entry counts the mini caches
-/// cannot model). One per cache, not per shard: it sees every request.
-struct Adaptation {
-    sampler: Option<Sampler>,
-    climber: Mutex<Climber>,
-    /// The policy shape in use (read by shards only when `epoch` moved).
-    shape: Mutex<Shape>,
-    /// Bumped on each change of `shape`; a shard re-reads the shape when it sees a new epoch.
-    epoch: AtomicU64,
-    /// Set once the cache first evicted for size; the climber ignores warm-up.
-    full: AtomicBool,
-}
-
-/// Feeds sampled requests to the miniature simulations (see `policy/minisim.rs`). They run in
-/// active periods and rest in between; while they rest a read checks one flag.
-struct Sampler {
-    sim: Mutex<MiniSim>,
-    /// False while the simulations rest.
-    active: AtomicBool,
-    /// The cache's request count at which resting simulations wake up.
-    wake_at: AtomicU64,
-    /// Sampling rate denominator: one key in `den` is sampled.
-    den: u64,
-    /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use).
-    mask: u64,
-    /// Per-thread-stripe buffers of sampled hashes: a sampled read never touches a queue that
-    /// other threads write, and only `try_lock`s its own stripe.
-    buffers: Box<[CachePadded<Mutex<Vec<u64>>>]>,
-}
-
-impl Sampler {
-    fn new(capacity: u64) -> Self {
-        let rate = (capacity / TARGET_SIM_ENTRIES).max(1);
-        let den = (1_u64 << rate.ilog2()).min(1 << 16);
-        let stripes =
-            (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
-        Self {
-            sim: Mutex::new(MiniSim::new(capacity.div_ceil(den))),
-            active: AtomicBool::new(true),
-            wake_at: AtomicU64::new(0),
-            den,
-            mask: den - 1,
-            buffers: (0..stripes)
-                .map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH))))
-                .collect(),
-        }
-    }
-
-    #[inline]
-    fn samples(&self, hash: u64) -> bool {
-        (hash >> 40) & self.mask == 0 && self.active.load(Ordering::Relaxed)
-    }
-
-    /// Buffers a sampled request; replays a full buffer. Returns a newly chosen shape, and
-    /// puts the simulations to rest (until `requests()` has grown enough) after their active
-    /// period.
-    fn record(&self, hash: u64, requests: impl FnOnce() -> u64) -> Option<Shape> {
-        let stripe = &self.buffers[thread_stripe() & (self.buffers.len() - 1)];
-        let mut buffer = stripe.try_lock()?;
-        buffer.push(hash);
-        if buffer.len() < SAMPLE_BATCH {
-            return None;
-        }
-        let batch = std::mem::replace(&mut *buffer, Vec::with_capacity(SAMPLE_BATCH));
-        drop(buffer);
-        // Lossy like Caffeine's read buffer: if another thread is replaying, drop this batch.
-        let mut sim = self.sim.try_lock()?;
-        let shape = batch.into_iter().filter_map(|hash| sim.access(hash)).last();
-        if sim.wants_rest() && self.active.load(Ordering::Relaxed) {
-            let active_requests = u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * self.den;
-            self.wake_at.store(
-                requests() + REST_FACTOR * active_requests,
-                Ordering::Relaxed,
-            );
-            self.active.store(false, Ordering::Relaxed);
-        }
-        shape
-    }
-
-    /// Wakes resting simulations once enough requests went by (called from writes).
-    fn maybe_wake(&self, requests: impl FnOnce() -> u64) {
-        if self.active.load(Ordering::Relaxed) || requests() < self.wake_at.load(Ordering::Relaxed)
-        {
-            return;
-        }
-        if let Some(mut sim) = self.sim.try_lock() {
-            sim.wake();
-            self.active.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 impl<K, V> Cache<K, V>
@@ -257,10 +151,7 @@ where
                 })
             })
             .collect();
-        let sampler = parts
-            .weigher
-            .is_none()
-            .then(|| Sampler::new(parts.capacity));
+        let adaptation = Adaptation::new(parts.capacity, parts.weigher.is_some());
         Self {
             inner: Arc::new(Inner {
                 flights: Flights::new(parts.shards),
@@ -274,25 +165,22 @@ where
                 clock: parts.clock,
                 hasher: parts.hasher,
                 stats: ThreadCounters::new(),
-                adaptation: Adaptation {
-                    sampler,
-                    climber: Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * parts.capacity)),
-                    shape: Mutex::new(INITIAL),
-                    epoch: AtomicU64::new(1),
-                    full: AtomicBool::new(false),
-                },
+                adaptation,
             }),
         }
     }
 
     #[inline]
-    fn shard_for<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, &RwLock<ShardCell<K, V, S>>) {
+    pub(super) fn shard_for<Q: Hash + ?Sized>(
+        &self,
+        key: &Q,
+    ) -> (u64, &RwLock<ShardCell<K, V, S>>) {
         let hash = self.inner.hasher.hash_one(key);
         let shards = &self.inner.shards;
         (hash, &shards[(hash >> 32) as usize & (shards.len() - 1)])
     }
 
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.inner.clock.now_nanos()
     }
 
@@ -305,12 +193,7 @@ where
     {
         let (hash, shard) = self.shard_for(key);
         let lookup = shard.read().shard.get(hash, key, || self.now());
-        if let Some(sampler) = &self.inner.adaptation.sampler
-            && sampler.samples(hash)
-            && let Some(shape) = sampler.record(hash, || self.requests())
-        {
-            self.publish(shape);
-        }
+        self.inner.adaptation.on_read(hash, &self.inner.stats);
         match lookup {
             Lookup::Hit(value) => {
                 self.inner.stats.add(Counter::Hits, 1);
@@ -331,177 +214,6 @@ where
     {
         let (hash, shard) = self.shard_for(key);
         shard.read().shard.contains(hash, key, || self.now())
-    }
-
-    /// Like `get` but not counted in the statistics (a second look after a counted miss).
-    fn peek<Q>(&self, key: &Q) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let (hash, shard) = self.shard_for(key);
-        match shard.read().shard.get(hash, key, || self.now()) {
-            Lookup::Hit(value) => Some(value),
-            Lookup::Expired | Lookup::Missing => None,
-        }
-    }
-
-    /// The value for `key`, computing and caching it with `init` on a miss.
-    ///
-    /// # Concurrent calls on the same key
-    /// Callers that miss the same key while it is being computed wait for that one computation
-    /// and all receive its value: `init` runs once, however many callers arrive. If the
-    /// computing caller panics, its waiters are released and one of them computes instead.
-    ///
-    /// ```
-    /// let cache = strata::Cache::new(100);
-    /// let v = cache.get_with("answer", || 6 * 7);
-    /// assert_eq!(v, 42);
-    /// assert_eq!(cache.get_with("answer", || unreachable!()), 42);
-    /// ```
-    pub fn get_with(&self, key: K, init: impl FnOnce() -> V) -> V
-    where
-        K: Clone,
-    {
-        match self.try_get_with(key, || Ok::<V, std::convert::Infallible>(init())) {
-            Ok(value) => value,
-            Err(never) => match *never {},
-        }
-    }
-
-    /// Like [`get_with`](Self::get_with) for a fallible computation. An error is handed to the
-    /// caller that computed and to every caller waiting on it (as the same `Arc`), and is not
-    /// cached: the next call computes again.
-    ///
-    /// # Errors
-    /// The error returned by `init` (this call's, or the one it waited on).
-    pub fn try_get_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>) -> Result<V, Arc<E>>
-    where
-        K: Clone,
-        E: Send + Sync + 'static,
-    {
-        self.try_get_with_if(key, |_| true, init)
-    }
-
-    /// `try_get_with` where a cached value counts only if `accept` says so (a value that is
-    /// present but no longer fresh is computed again, coalesced).
-    pub(crate) fn try_get_with_if<E>(
-        &self,
-        key: K,
-        accept: impl Fn(&V) -> bool,
-        init: impl FnOnce() -> Result<V, E>,
-    ) -> Result<V, Arc<E>>
-    where
-        K: Clone,
-        E: Send + Sync + 'static,
-    {
-        if let Some(value) = self.get(&key).filter(|v| accept(v)) {
-            return Ok(value);
-        }
-        let hash = self.inner.hasher.hash_one(&key);
-        let flight = loop {
-            match self.inner.flights.join(hash, &key) {
-                Role::Leader(flight) => break flight,
-                Role::Waiter(flight) => {
-                    if let Some(result) = landed(flight.wait()) {
-                        return result;
-                    }
-                }
-            }
-        };
-        // A previous leader may have landed between our miss and our flight.
-        if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
-            flight.land(Outcome::Done(value.clone()));
-            return Ok(value);
-        }
-        self.settle(key, flight, init())
-    }
-
-    /// Async [`get_with`](Self::get_with): waiting callers await instead of blocking. If the
-    /// computing caller's future is dropped, a waiting caller takes over with its own `init`.
-    pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V
-    where
-        K: Clone,
-    {
-        let init = async { Ok::<V, std::convert::Infallible>(init.await) };
-        match self.try_get_with_async(key, init).await {
-            Ok(value) => value,
-            Err(never) => match *never {},
-        }
-    }
-
-    /// Async [`try_get_with`](Self::try_get_with).
-    ///
-    /// # Errors
-    /// The error returned by `init` (this call's, or the one it waited on).
-    pub async fn try_get_with_async<E>(
-        &self,
-        key: K,
-        init: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, Arc<E>>
-    where
-        K: Clone,
-        E: Send + Sync + 'static,
-    {
-        self.try_get_with_async_if(key, |_| true, init).await
-    }
-
-    /// Async [`try_get_with_if`](Self::try_get_with_if).
-    pub(crate) async fn try_get_with_async_if<E>(
-        &self,
-        key: K,
-        accept: impl Fn(&V) -> bool,
-        init: impl Future<Output = Result<V, E>>,
-    ) -> Result<V, Arc<E>>
-    where
-        K: Clone,
-        E: Send + Sync + 'static,
-    {
-        if let Some(value) = self.get(&key).filter(|v| accept(v)) {
-            return Ok(value);
-        }
-        let hash = self.inner.hasher.hash_one(&key);
-        let flight = loop {
-            match self.inner.flights.join(hash, &key) {
-                Role::Leader(flight) => break flight,
-                Role::Waiter(flight) => {
-                    if let Some(result) = landed(flight.wait_async().await) {
-                        return result;
-                    }
-                }
-            }
-        };
-        if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
-            flight.land(Outcome::Done(value.clone()));
-            return Ok(value);
-        }
-        let result = init.await;
-        self.settle(key, flight, result)
-    }
-
-    /// The leader's last step: cache a value, and hand the value or error to the waiters.
-    fn settle<E>(
-        &self,
-        key: K,
-        flight: LeaderGuard<'_, K, V>,
-        result: Result<V, E>,
-    ) -> Result<V, Arc<E>>
-    where
-        K: Clone,
-        E: Send + Sync + 'static,
-    {
-        match result {
-            Ok(value) => {
-                self.insert(key, value.clone());
-                flight.land(Outcome::Done(value.clone()));
-                Ok(value)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                flight.land(Outcome::Failed(error.clone()));
-                Err(error)
-            }
-        }
     }
 
     /// Inserts `value` for `key` with the cache's default TTL, replacing any previous value.
@@ -537,10 +249,8 @@ where
         let adapt;
         {
             let mut cell = lock.write();
-            let epoch = inner.adaptation.epoch.load(Ordering::Acquire);
-            if cell.window_epoch != epoch {
-                cell.window_epoch = epoch;
-                cell.shard.set_shape(*inner.adaptation.shape.lock());
+            if let Some(shape) = inner.adaptation.changed_since(&mut cell.window_epoch) {
+                cell.shard.set_shape(shape);
             }
             let now = if ttl.is_some() || inner.tti.is_some() || cell.shard.has_deadlines() {
                 self.now()
@@ -572,51 +282,8 @@ where
         );
         self.finish(removals);
         if adapt {
-            self.adapt();
+            inner.adaptation.on_inserts(&inner.stats);
         }
-    }
-
-    /// Feeds the climber (weighted caches); publishes a new window size when a sample completes.
-    fn adapt(&self) {
-        let inner = &*self.inner;
-        let adaptation = &inner.adaptation;
-        if let Some(sampler) = &adaptation.sampler {
-            sampler.maybe_wake(|| self.requests());
-            return;
-        }
-        if !adaptation.full.load(Ordering::Relaxed) {
-            if inner.stats.get(Counter::EvictedSize) == 0 {
-                return;
-            }
-            adaptation.full.store(true, Ordering::Relaxed);
-        }
-        let Some(mut climber) = adaptation.climber.try_lock() else {
-            return; // another thread is adapting right now
-        };
-        let (hits, misses) = (
-            inner.stats.get(Counter::Hits),
-            inner.stats.get(Counter::Misses),
-        );
-        if let Some(window) = climber.record(hits, misses) {
-            drop(climber);
-            self.publish(Shape {
-                window,
-                protected: INITIAL.protected,
-            });
-        }
-    }
-
-    /// Requests (hits + misses) so far.
-    fn requests(&self) -> u64 {
-        let stats = &self.inner.stats;
-        stats.get(Counter::Hits) + stats.get(Counter::Misses)
-    }
-
-    /// Makes every shard take `shape` at its next write.
-    fn publish(&self, shape: Shape) {
-        let adaptation = &self.inner.adaptation;
-        *adaptation.shape.lock() = shape;
-        adaptation.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Removes `key`, returning its value if it had a live one.
@@ -752,16 +419,6 @@ where
         for lock in self.inner.shards.iter() {
             lock.read().shard.check();
         }
-    }
-}
-
-/// What a waiter makes of a landed flight: the value or (if it has the waiter's type) the
-/// error; `None` means "lead a new flight" (abandoned, or another call site's error type).
-fn landed<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V, Arc<E>>> {
-    match outcome {
-        Outcome::Done(value) => Some(Ok(value)),
-        Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
-        Outcome::Abandoned => None,
     }
 }
 

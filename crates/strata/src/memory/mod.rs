@@ -1,7 +1,9 @@
 //! The in-memory tier.
 
+mod adaptation;
 mod builder;
 mod cache;
+mod loading;
 pub(crate) mod removals;
 pub(crate) mod shard;
 

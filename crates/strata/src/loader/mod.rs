@@ -103,7 +103,7 @@ pub(crate) struct Inner<K, V> {
     refreshing: Mutex<HashSet<K>>,
     executor: Option<Executor>,
     spawner: Option<Spawner>,
-    /// Computations run (loads and refreshes), for tests and diagnostics.
+    /// Successful computations (loads and refreshes), for tests and diagnostics.
     computations: AtomicU64,
 }
 
@@ -372,7 +372,7 @@ where
         self.inner.cache.stats()
     }
 
-    /// Computations run so far: loads and refreshes, including failed ones' successors.
+    /// Successful computations so far (loads and refreshes), for diagnostics and tests.
     pub fn computations(&self) -> u64 {
         self.inner.computations.load(Ordering::Relaxed)
     }

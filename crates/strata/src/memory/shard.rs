@@ -520,7 +520,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         while self.lists[Region::Window as usize].weight > self.window_capacity && budget > 0 {
             budget -= 1;
             let candidate = self.lists[Region::Window as usize].head;
-            if self.take_hits(candidate) {
+            if self.forget_hits(candidate) {
                 self.move_to_tail(Region::Window, candidate);
                 continue;
             }
@@ -625,6 +625,17 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             return self.random & 127 == 0;
         }
         false
+    }
+
+    /// Clears the hit counter of an entry in the window without counting the hits as
+    /// frequency; true if it had any (it then gets a second chance in the window).
+    ///
+    /// Hits while an entry is still in the window are *correlated references*: accesses close
+    /// in time to its arrival, such as a burst. Following LRU-K (O'Neil, O'Neil, Weikum,
+    /// SIGMOD 1993), they earn recency but are not independent evidence of popularity, so
+    /// they do not raise the entry's chance to be admitted to the main region.
+    fn forget_hits(&mut self, idx: u32) -> bool {
+        std::mem::take(self.entry_mut(idx).hits.get_mut()) > 0
     }
 
     /// Clears the entry's hit counter, folding the hits into the sketch; true if it had any.

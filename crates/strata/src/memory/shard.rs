@@ -215,6 +215,10 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         self.weight
     }
 
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
     pub(crate) fn has_deadlines(&self) -> bool {
         !self.deadlines.is_empty()
     }

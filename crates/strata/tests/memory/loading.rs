@@ -94,24 +94,36 @@ fn a_panicking_leader_releases_its_waiters() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn async_callers_coalesce() {
-    let cache: Cache<u32, u64> = Cache::new(100);
-    let computations = Arc::new(AtomicUsize::new(0));
-    let tasks: Vec<_> = (0..200)
+/// Spawns `tasks` callers of `get_with_async(1, …)` whose computation counts itself, takes
+/// `delay` and yields `value`.
+fn spawn_loads(
+    cache: &Cache<u32, u64>,
+    computations: &Arc<AtomicUsize>,
+    tasks: usize,
+    delay: Duration,
+    value: u64,
+) -> Vec<tokio::task::JoinHandle<u64>> {
+    (0..tasks)
         .map(|_| {
             let (cache, n) = (cache.clone(), computations.clone());
             tokio::spawn(async move {
                 cache
-                    .get_with_async(1, async {
+                    .get_with_async(1, async move {
                         n.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        5
+                        tokio::time::sleep(delay).await;
+                        value
                     })
                     .await
             })
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_callers_coalesce() {
+    let cache: Cache<u32, u64> = Cache::new(100);
+    let computations = Arc::new(AtomicUsize::new(0));
+    let tasks = spawn_loads(&cache, &computations, 200, Duration::from_millis(100), 5);
     for task in tasks {
         assert_eq!(task.await.expect("task"), 5);
     }
@@ -138,20 +150,7 @@ async fn a_cancelled_async_leader_hands_over() {
         })
     };
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let waiters: Vec<_> = (0..20)
-        .map(|_| {
-            let (cache, n) = (cache.clone(), computations.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_with_async(1, async {
-                        n.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        8
-                    })
-                    .await
-            })
-        })
-        .collect();
+    let waiters = spawn_loads(&cache, &computations, 20, Duration::from_millis(20), 8);
     assert!(
         leader.await.expect("leader task").is_err(),
         "the leader timed out"

@@ -114,8 +114,6 @@ pub(crate) struct MiniSim {
     epoch_requests: u64,
     /// Epochs completed since the simulations last woke up.
     active_epochs: u32,
-    /// Epochs that contributed to the scores.
-    scored_epochs: u32,
     /// The first epoch after a rest only warms the mini caches up again: not scored.
     warming_up: bool,
     epoch_length: u64,
@@ -147,7 +145,6 @@ impl MiniSim {
             scores: vec![0.0; CANDIDATES.len()],
             epoch_requests: 0,
             active_epochs: 0,
-            scored_epochs: 0,
             warming_up: false,
             epoch_length: (EPOCH_PER_ENTRY * capacity).max(256),
             current: 1,
@@ -203,11 +200,6 @@ impl MiniSim {
             *hits = 0;
         }
         self.epoch_requests = 0;
-        self.scored_epochs += 1;
-        if f64::from(self.scored_epochs) < 1.0 / SCORE_DECAY {
-            // The scores average over about 1/SCORE_DECAY epochs: decide once they do.
-            return None;
-        }
         let (best, best_score) = self
             .scores
             .iter()

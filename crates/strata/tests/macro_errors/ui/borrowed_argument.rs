@@ -1,0 +1,6 @@
+#[strata::cached]
+fn length(text: &str) -> usize {
+    text.len()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[strata::cached(result = true)]
+fn answer(n: u32) -> u32 {
+    n
+}
+
+fn main() {}

@@ -154,7 +154,7 @@ where
             return Ok(stamped.value.clone());
         }
         let this = self.clone();
-        let loaded = self.inner.cache.try_get_with_if(
+        let loaded = self.inner.cache.load_if(
             key,
             |s| now < s.fresh_until,
             move || {
@@ -204,7 +204,7 @@ where
         let loaded = self
             .inner
             .cache
-            .try_get_with_async_if(key, |s| now < s.fresh_until, load)
+            .load_async_if(key, |s| now < s.fresh_until, load)
             .await;
         self.fall_back(now, cached, loaded)
     }

@@ -81,6 +81,21 @@ where
         if let Some(value) = self.get(&key).filter(|v| accept(v)) {
             return Ok(value);
         }
+        self.load_if(key, accept, init)
+    }
+
+    /// The coalesced load of [`try_get_with_if`](Self::try_get_with_if), for a caller that
+    /// already looked (and counted the lookup).
+    pub(crate) fn load_if<E>(
+        &self,
+        key: K,
+        accept: impl Fn(&V) -> bool,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
         let hash = self.inner.hasher.hash_one(&key);
         let flight = loop {
             match self.inner.flights.join(hash, &key) {
@@ -143,6 +158,20 @@ where
         if let Some(value) = self.get(&key).filter(|v| accept(v)) {
             return Ok(value);
         }
+        self.load_async_if(key, accept, init).await
+    }
+
+    /// Async [`load_if`](Self::load_if).
+    pub(crate) async fn load_async_if<E>(
+        &self,
+        key: K,
+        accept: impl Fn(&V) -> bool,
+        init: impl Future<Output = Result<V, E>>,
+    ) -> Result<V, Arc<E>>
+    where
+        K: Clone,
+        E: Send + Sync + 'static,
+    {
         let hash = self.inner.hasher.hash_one(&key);
         let flight = loop {
             match self.inner.flights.join(hash, &key) {

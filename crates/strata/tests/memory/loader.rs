@@ -27,6 +27,12 @@ fn fresh_values_are_not_recomputed() {
         3,
         "past freshness, no stale window: recomputed"
     );
+    let stats = l.stats();
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (1, 2),
+        "three reads, each counted once: a miss, a fresh hit, a miss past the value's life"
+    );
 }
 
 #[test]

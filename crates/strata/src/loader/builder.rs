@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use super::{Executor, Inner, IsNegative, Loader, Spawner, Stamped};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::memory::Cache;
+use crate::memory::{Cache, nanos};
 
 /// Configures a [`Loader`]: its capacity and freshness windows.
 ///
@@ -160,7 +160,7 @@ where
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
         let cache = Cache::<K, Stamped<V>>::builder()
             .max_capacity(self.max_capacity.ok_or(Error::MissingCapacity)?)
-            .clock(SharedClock(clock.clone()))
+            .clock_shared(clock.clone())
             .expire_after(|_, stamped: &Stamped<V>| Some(stamped.keep_for))
             .build()?;
         Ok(Loader {
@@ -194,23 +194,6 @@ where
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative = Some((ttl, Option::is_none));
         self
-    }
-}
-
-/// The loader's clock, shared with its cache so both see the same time.
-#[derive(Debug)]
-struct SharedClock(Arc<dyn Clock>);
-
-impl Clock for SharedClock {
-    fn now_nanos(&self) -> u64 {
-        self.0.now_nanos()
-    }
-}
-
-fn nanos(what: &'static str, given: Duration) -> Result<u64> {
-    match u64::try_from(given.as_nanos()) {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(Error::InvalidDuration { what, given }),
     }
 }
 

@@ -127,8 +127,13 @@ where
 
     /// The time source for expiry; [`SystemClock`] by default, [`MockClock`](crate::MockClock)
     /// in tests.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Arc::new(clock));
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.clock_shared(Arc::new(clock))
+    }
+
+    /// Uses a clock another part of Strata already holds (a `Loader` and its cache).
+    pub(crate) fn clock_shared(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -192,7 +197,8 @@ where
     }
 }
 
-fn nanos(what: &'static str, given: Duration) -> Result<u64> {
+/// A builder duration in nanoseconds: at least 1 ns and representable (under ~584 years).
+pub(crate) fn nanos(what: &'static str, given: Duration) -> Result<u64> {
     match u64::try_from(given.as_nanos()) {
         Ok(n) if n > 0 && n < u64::MAX => Ok(n),
         _ => Err(Error::InvalidDuration { what, given }),

@@ -9,11 +9,11 @@ use parking_lot::RwLock;
 
 use crate::clock::Clock;
 use crate::coalesce::Flights;
-use crate::listener::{Listener, RemovalCause};
+use crate::listener::Listener;
 use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
-use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
+use crate::memory::shard::{NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
 use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters};
 
@@ -192,18 +192,15 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (hash, shard) = self.shard_for(key);
-        let lookup = shard.read().shard.get(hash, key, || self.now());
+        let value = shard.read().shard.get(hash, key, || self.now());
         self.inner.adaptation.on_read(hash, &self.inner.stats);
-        match lookup {
-            Lookup::Hit(value) => {
-                self.inner.stats.add(Counter::Hits, 1);
-                Some(value)
-            }
-            Lookup::Expired | Lookup::Missing => {
-                self.inner.stats.add(Counter::Misses, 1);
-                None
-            }
-        }
+        let counter = if value.is_some() {
+            Counter::Hits
+        } else {
+            Counter::Misses
+        };
+        self.inner.stats.add(counter, 1);
+        value
     }
 
     /// True if `key` has a live entry. Not counted as an access or in the statistics.
@@ -244,7 +241,7 @@ where
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1))
             .or(inner.ttl);
         let (hash, lock) = self.shard_for(&key);
-        let mut removals = Removals::new(inner.listener.is_some());
+        let mut removals = self.removals();
         let added;
         let adapt;
         {
@@ -293,26 +290,18 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (hash, lock) = self.shard_for(key);
-        let mut removals = Removals::new(self.inner.listener.is_some());
-        let removed = lock.write().shard.remove(hash, key, || self.now());
-        let value = match removed {
-            Some((key, value, false)) => {
-                removals.push(key, value.clone(), RemovalCause::Explicit);
-                Some(value)
-            }
-            Some((key, value, true)) => {
-                removals.push(key, value, RemovalCause::Expired);
-                None
-            }
-            None => None,
-        };
+        let mut removals = self.removals();
+        let value = lock
+            .write()
+            .shard
+            .remove(hash, key, || self.now(), &mut removals);
         self.finish(removals);
         value
     }
 
     /// Removes every entry carrying `tag` (see [`InsertOptions::tag`]).
     pub fn invalidate_tag(&self, tag: &str) {
-        let mut removals = Removals::new(self.inner.listener.is_some());
+        let mut removals = self.removals();
         for lock in self.inner.shards.iter() {
             lock.write().shard.invalidate_tag(tag, &mut removals);
         }
@@ -327,7 +316,7 @@ where
     /// Keeps only the entries for which `keep` returns true (and reclaims expired ones).
     /// `keep` runs under a shard's lock: it must not use this cache.
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let mut removals = Removals::new(self.inner.listener.is_some());
+        let mut removals = self.removals();
         let now = self.now();
         for lock in self.inner.shards.iter() {
             lock.write().shard.retain(now, &mut keep, &mut removals);
@@ -342,7 +331,7 @@ where
 
     /// Reclaims expired entries now. Not required: writes reclaim them too, a batch at a time.
     pub fn run_pending_tasks(&self) {
-        let mut removals = Removals::new(self.inner.listener.is_some());
+        let mut removals = self.removals();
         let now = self.now();
         for lock in self.inner.shards.iter() {
             lock.write().shard.expire(now, usize::MAX, &mut removals);
@@ -403,6 +392,11 @@ where
         }
     }
 
+    /// Collects what a write removes; keeps the entries only when a listener wants them.
+    fn removals(&self) -> Removals<K, V> {
+        Removals::new(self.inner.listener.is_some())
+    }
+
     /// Records removal counts and hands entries to the listener, outside any lock.
     fn finish(&self, removals: Removals<K, V>) {
         let entries = removals.finish(&self.inner.stats);
@@ -430,7 +424,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::MockClock;
+    use crate::{MockClock, RemovalCause};
 
     #[derive(Debug, Clone)]
     enum Op {

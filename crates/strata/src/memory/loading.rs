@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use crate::coalesce::{LeaderGuard, Outcome, Role};
 use crate::memory::cache::Cache;
-use crate::memory::shard::Lookup;
 
 impl<K, V, S> Cache<K, V, S>
 where
@@ -23,10 +22,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (hash, shard) = self.shard_for(key);
-        match shard.read().shard.get(hash, key, || self.now()) {
-            Lookup::Hit(value) => Some(value),
-            Lookup::Expired | Lookup::Missing => None,
-        }
+        shard.read().shard.get(hash, key, || self.now())
     }
 
     /// The value for `key`, computing and caching it with `init` on a miss.

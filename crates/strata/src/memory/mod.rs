@@ -8,4 +8,5 @@ pub(crate) mod removals;
 pub(crate) mod shard;
 
 pub use builder::CacheBuilder;
+pub(crate) use builder::nanos;
 pub use cache::{Cache, DefaultHashBuilder};

@@ -118,13 +118,6 @@ impl List {
     };
 }
 
-/// What a lookup found.
-pub(crate) enum Lookup<V> {
-    Hit(V),
-    Expired,
-    Missing,
-}
-
 /// A new entry, as the cache hands it to a shard.
 pub(crate) struct NewEntry<K, V> {
     pub(crate) hash: u64,
@@ -266,27 +259,26 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Looks `key` up under the shared lock; `now` is read only for entries that can expire.
     #[inline]
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> Lookup<V>
+    /// `None` for a missing or expired entry.
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Some(idx) = self.find(hash, key) else {
-            return Lookup::Missing;
-        };
+        let idx = self.find(hash, key)?;
         let entry = self.entry(idx);
         if entry.timed {
             let timing = &self.timing[idx as usize];
             let now = now();
             if timing.deadline(self.tti) <= now {
-                return Lookup::Expired;
+                return None;
             }
             if self.tti.is_some() {
                 timing.last_access.store(now, Ordering::Relaxed);
             }
         }
         entry.mark_hit();
-        Lookup::Hit(entry.value.clone())
+        Some(entry.value.clone())
     }
 
     /// True if `key` has a live entry; does not count as an access.
@@ -424,13 +416,15 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         self.sketch.increment(new.hash);
     }
 
-    /// Removes `key`, returning its entry and whether it had already expired.
+    /// Removes `key`, returning its value if it was live; an entry whose deadline had passed
+    /// is removed as `Expired` and returns `None`.
     pub(crate) fn remove<Q>(
         &mut self,
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-    ) -> Option<(K, V, bool)>
+        out: &mut Removals<K, V>,
+    ) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -438,7 +432,12 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         let idx = self.find(hash, key)?;
         let expired = self.entry(idx).timed && self.deadline(idx) <= now();
         let (key, value) = self.unlink_entry(idx);
-        Some((key, value, expired))
+        if expired {
+            out.push(key, value, RemovalCause::Expired);
+            return None;
+        }
+        out.push(key, value.clone(), RemovalCause::Explicit);
+        Some(value)
     }
 
     /// Removes every entry carrying `tag`.
@@ -528,7 +527,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 self.move_to_tail(Region::Window, candidate);
                 continue;
             }
-            self.unlink(candidate);
+            // The candidate stays at the window's head during its duels: they only touch main.
             let mut admitted = true;
             let main_capacity = self.capacity - self.window_capacity;
             while self.weight > self.capacity
@@ -545,9 +544,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 }
             }
             if admitted {
-                self.link_tail(Region::Probation, candidate);
+                self.move_to_tail(Region::Probation, candidate);
             } else {
-                self.link_tail(Region::Window, candidate); // relinked only to be unlinked cleanly
                 self.evict_entry(candidate, out);
             }
         }

@@ -11,7 +11,7 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::memory::removals::Removals;
-use crate::memory::shard::{Lookup, NEVER, NewEntry, Shard};
+use crate::memory::shard::{NEVER, NewEntry, Shard};
 
 /// A shape of the policy: the window's share of capacity, and the protected segment's share
 /// of the main region.
@@ -108,9 +108,9 @@ impl Hasher for PrehashedHasher {
 pub(crate) struct MiniSim {
     sims: Vec<Shard<SampledKey, (), Prehashed>>,
     /// Hits of each mini cache during this epoch.
-    epoch_hits: Vec<u64>,
+    epoch_hits: [u64; CANDIDATES.len()],
     /// Decayed hit ratio of each candidate over past epochs.
-    scores: Vec<f64>,
+    scores: [f64; CANDIDATES.len()],
     epoch_requests: u64,
     /// Epochs completed since the simulations last woke up.
     active_epochs: u32,
@@ -141,8 +141,8 @@ impl MiniSim {
             .collect();
         Self {
             sims,
-            epoch_hits: vec![0; CANDIDATES.len()],
-            scores: vec![0.0; CANDIDATES.len()],
+            epoch_hits: [0; CANDIDATES.len()],
+            scores: [0.0; CANDIDATES.len()],
             epoch_requests: 0,
             active_epochs: 0,
             warming_up: false,
@@ -158,8 +158,8 @@ impl MiniSim {
         let mut dropped = Removals::new(false);
         for (sim, hits) in self.sims.iter_mut().zip(&mut self.epoch_hits) {
             match sim.get(hash, &key, || 0) {
-                Lookup::Hit(()) => *hits += 1,
-                Lookup::Expired | Lookup::Missing => {
+                Some(()) => *hits += 1,
+                None => {
                     let entry = NewEntry {
                         hash,
                         key,
@@ -180,26 +180,23 @@ impl MiniSim {
     }
 
     fn end_epoch(&mut self) -> Option<Shape> {
-        let requests = self.epoch_requests as f64;
+        let (hits, requests) = self.take_epoch();
+        let requests = requests as f64;
         self.active_epochs += 1;
         // Until the mini caches are full their hit ratios tell how they fill, not how they
         // evict: no scores from then (the climber waits for a full cache likewise).
         let filling = self.sims.iter().any(|sim| sim.weight() < sim.capacity());
         if std::mem::take(&mut self.warming_up) || filling {
-            self.epoch_hits.iter_mut().for_each(|h| *h = 0);
-            self.epoch_requests = 0;
             return None;
         }
-        for (score, hits) in self.scores.iter_mut().zip(&mut self.epoch_hits) {
-            let ratio = *hits as f64 / requests;
+        for (score, hits) in self.scores.iter_mut().zip(hits) {
+            let ratio = hits as f64 / requests;
             *score = if *score == 0.0 {
                 ratio
             } else {
                 SCORE_DECAY * ratio + (1.0 - SCORE_DECAY) * *score
             };
-            *hits = 0;
         }
-        self.epoch_requests = 0;
         let (best, best_score) = self
             .scores
             .iter()
@@ -229,8 +226,15 @@ impl MiniSim {
     pub(crate) fn wake(&mut self) {
         self.active_epochs = 0;
         self.warming_up = true;
-        self.epoch_requests = 0;
-        self.epoch_hits.iter_mut().for_each(|h| *h = 0);
+        self.take_epoch();
+    }
+
+    /// This epoch's hits per candidate and its request count; starts the next epoch at zero.
+    fn take_epoch(&mut self) -> ([u64; CANDIDATES.len()], u64) {
+        (
+            std::mem::take(&mut self.epoch_hits),
+            std::mem::take(&mut self.epoch_requests),
+        )
     }
 
     /// The window fraction in use.

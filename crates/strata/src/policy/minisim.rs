@@ -111,6 +111,8 @@ pub(crate) struct MiniSim {
     epoch_hits: [u64; CANDIDATES.len()],
     /// Decayed hit ratio of each candidate over past epochs.
     scores: [f64; CANDIDATES.len()],
+    /// False until an epoch has been scored (a score of 0.0 is a real hit ratio).
+    scored: bool,
     epoch_requests: u64,
     /// Epochs completed since the simulations last woke up.
     active_epochs: u32,
@@ -143,6 +145,7 @@ impl MiniSim {
             sims,
             epoch_hits: [0; CANDIDATES.len()],
             scores: [0.0; CANDIDATES.len()],
+            scored: false,
             epoch_requests: 0,
             active_epochs: 0,
             warming_up: false,
@@ -189,14 +192,11 @@ impl MiniSim {
         if std::mem::take(&mut self.warming_up) || filling {
             return None;
         }
+        let weight = if self.scored { SCORE_DECAY } else { 1.0 };
         for (score, hits) in self.scores.iter_mut().zip(hits) {
-            let ratio = hits as f64 / requests;
-            *score = if *score == 0.0 {
-                ratio
-            } else {
-                SCORE_DECAY * ratio + (1.0 - SCORE_DECAY) * *score
-            };
+            *score = weight * (hits as f64 / requests) + (1.0 - weight) * *score;
         }
+        self.scored = true;
         let (best, best_score) = self
             .scores
             .iter()
@@ -250,6 +250,24 @@ mod tests {
 
     fn mix(k: u64) -> u64 {
         k.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+    }
+
+    /// A candidate whose score is a real 0.0 (LRU on a loop) moves by the decay weight when it
+    /// starts hitting, like any other; 0.0 once meant "not scored yet" and reset its average.
+    #[test]
+    fn a_zero_score_is_averaged_like_any_other() {
+        let mut sim = MiniSim::new(64);
+        for k in 0..200_u64 {
+            sim.access(mix(k)); // fill every mini cache
+        }
+        sim.scored = true;
+        sim.scores = [0.0; CANDIDATES.len()];
+        sim.warming_up = false;
+        sim.epoch_requests = 100;
+        sim.epoch_hits = [0; CANDIDATES.len()];
+        sim.epoch_hits[5] = 100; // a perfect epoch for the last candidate
+        sim.end_epoch();
+        assert_eq!(sim.scores[5], SCORE_DECAY);
     }
 
     /// A loop slightly larger than the cache defeats LRU entirely; TinyLFU with a small window

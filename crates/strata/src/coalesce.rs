@@ -146,3 +146,15 @@ impl<K: Hash + Eq, V: Clone> Drop for LeaderGuard<'_, K, V> {
         self.finish(Outcome::Abandoned);
     }
 }
+
+/// What a waiter makes of a landed flight: the value or (if it has the waiter's type) the
+/// error; `None` means "lead a new flight" (abandoned, or another call site's error type).
+pub(crate) fn landed<V, E: Send + Sync + 'static>(
+    outcome: Outcome<V>,
+) -> Option<Result<V, Arc<E>>> {
+    match outcome {
+        Outcome::Done(value) => Some(Ok(value)),
+        Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
+        Outcome::Abandoned => None,
+    }
+}

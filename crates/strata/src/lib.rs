@@ -28,6 +28,7 @@
 
 mod clock;
 mod coalesce;
+mod disk;
 mod error;
 mod listener;
 mod loader;
@@ -39,6 +40,7 @@ mod stats;
 mod sync;
 
 pub use clock::{Clock, MockClock, SystemClock};
+pub use disk::{DiskBuilder, DiskCache, DiskStats, DiskStore, SyncPolicy};
 pub use error::{Error, Result};
 pub use listener::RemovalCause;
 pub use loader::{Loader, LoaderBuilder};

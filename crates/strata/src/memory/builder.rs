@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn rejects_bad_configuration() {
         let no_capacity = CacheBuilder::<u32, u32>::default().build();
-        assert_eq!(no_capacity.err(), Some(Error::MissingCapacity));
+        assert!(matches!(no_capacity.err(), Some(Error::MissingCapacity)));
         let zero_ttl = CacheBuilder::<u32, u32>::default()
             .max_capacity(10)
             .time_to_live(Duration::ZERO)
@@ -237,7 +237,7 @@ mod tests {
             .max_capacity(10)
             .shards(3)
             .build();
-        assert_eq!(shards.err(), Some(Error::InvalidShards(3)));
+        assert!(matches!(shards.err(), Some(Error::InvalidShards(3))));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use crate::coalesce::{LeaderGuard, Outcome, Role};
+use crate::coalesce::{LeaderGuard, Outcome, Role, landed};
 use crate::memory::cache::Cache;
 
 impl<K, V, S> Cache<K, V, S>
@@ -210,15 +210,5 @@ where
                 Err(error)
             }
         }
-    }
-}
-
-/// What a waiter makes of a landed flight: the value or (if it has the waiter's type) the
-/// error; `None` means "lead a new flight" (abandoned, or another call site's error type).
-fn landed<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V, Arc<E>>> {
-    match outcome {
-        Outcome::Done(value) => Some(Ok(value)),
-        Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),
-        Outcome::Abandoned => None,
     }
 }

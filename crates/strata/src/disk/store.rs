@@ -1,0 +1,953 @@
+//! The disk tier's store: an append-only log of segments, an in-memory index over it, and
+//! FIFO eviction by whole segments that rewrites entries read since they were written.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::disk::builder::{Config, DiskBuilder, SyncPolicy};
+use crate::disk::index::{Index, Loc, Place};
+use crate::disk::record::{self, Kind, RecordHeader, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::disk::recovery::{self, Recovered, TagIndex};
+use crate::disk::stats::{Counters, DiskStats};
+use crate::disk::storage::{SegmentFile, Storage, read_exact_at};
+use crate::error::{Error, Result};
+use crate::options::{InsertOptions, Tag};
+
+/// Records at least this long bypass the write buffer.
+const DIRECT_WRITE: u64 = 128 << 10;
+/// The write buffer is written out when it reaches this size.
+const BUFFER: usize = 256 << 10;
+/// Keys are stored with a 16-bit length.
+pub(crate) const MAX_KEY: usize = u16::MAX as usize;
+
+/// The disk tier over raw bytes: persistent, bounded in bytes, crash-safe.
+///
+/// Entries are appended to a log of segment files; an in-memory index maps each key's hash to
+/// its latest record. Every record is checksummed and carries its key: a read returns the
+/// value written for that key, or nothing (a damaged record reads as a miss and is counted in
+/// [`DiskStats::corrupt_reads`]). When the log outgrows `max_bytes`, the oldest segment is
+/// dropped; entries read since they were written get a second chance (they are rewritten at
+/// the head of the log). See `docs/architecture.md` for the crash guarantee.
+///
+/// Cloning is cheap and shares the store. Dropping the last clone writes out and syncs what
+/// is buffered.
+///
+/// ```
+/// use std::time::Duration;
+/// use strata::{DiskStore, InsertOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = DiskStore::builder(dir.path()).max_bytes(64 << 20).open()?;
+/// store.insert_with(b"user:42:profile", b"{...}", &InsertOptions::new()
+///     .ttl(Duration::from_secs(600))
+///     .tag("user:42"))?;
+/// assert!(store.get(b"user:42:profile")?.is_some());
+/// assert_eq!(store.invalidate_tag("user:42")?, 1);
+/// drop(store);
+///
+/// // Reopening restores what was there.
+/// let store = DiskStore::builder(dir.path()).max_bytes(64 << 20).open()?;
+/// assert_eq!(store.get(b"user:42:profile")?, None);
+/// # Ok::<(), strata::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct DiskStore {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    storage: Box<dyn Storage>,
+    config: Config,
+    hasher: foldhash::fast::RandomState,
+    /// Wall-clock unix ms when the store was opened; `now` adds the clock's reading.
+    epoch_ms: u64,
+    index: Index,
+    segments: RwLock<HashMap<u32, Arc<Segment>>>,
+    state: Mutex<State>,
+    counters: Counters,
+    recovered: (u64, u64),
+}
+
+/// An open segment file.
+pub(crate) struct Segment {
+    pub(crate) id: u32,
+    pub(crate) seed: u32,
+    pub(crate) file: Arc<dyn SegmentFile>,
+    /// How many bytes at the start of the file hold complete writes.
+    pub(crate) written: AtomicU64,
+}
+
+/// What the writer knows about one segment of the log.
+pub(crate) struct SegInfo {
+    pub(crate) id: u32,
+    pub(crate) bytes: u64,
+    /// (hash, offset) of each put written to it, for eviction.
+    pub(crate) puts: Vec<(u64, u32)>,
+}
+
+/// Everything writers change, behind one lock (writes to a log are serial anyway).
+struct State {
+    active: Arc<Segment>,
+    /// Records appended to `active` but not yet written to its file.
+    buf: Vec<u8>,
+    /// The file offset of `buf[0]`.
+    buf_at: u64,
+    /// The segments, oldest first; the active one last.
+    log: VecDeque<SegInfo>,
+    tags: TagIndex,
+    disk_bytes: u64,
+    /// The active segment has writes not yet synced.
+    dirty: bool,
+    /// Sealed segments with writes not yet synced.
+    unsynced: Vec<Arc<Segment>>,
+    /// Files created since the directory was last synced.
+    dir_dirty: bool,
+    /// A failed write or sync means the index may say a key is gone while an older record
+    /// of it is still on disk (a dropped buffer, a tombstone whose pages were lost): from
+    /// then on, removals and tag invalidations write their record even when the index has
+    /// nothing to remove, so retrying one makes it durable.
+    diverged: bool,
+    /// A sync of the active segment failed: what it holds may never reach the disk (after a
+    /// failed fsync, Linux marks the lost pages clean), its header included, so the next
+    /// record goes to a new segment.
+    reroll: bool,
+    next_id: u32,
+}
+
+impl DiskStore {
+    /// A builder for a store in `dir`.
+    pub fn builder(dir: impl AsRef<Path>) -> DiskBuilder {
+        DiskBuilder::new(dir.as_ref())
+    }
+
+    pub(crate) fn open_with(storage: Box<dyn Storage>, config: Config) -> Result<Self> {
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let hasher = foldhash::fast::RandomState::default();
+        let index = Index::new();
+        let now_ms = epoch_ms + config.clock.now_nanos() / 1_000_000;
+        let Recovered {
+            segments,
+            log,
+            tags,
+            disk_bytes,
+            next_id,
+            entries,
+            skipped_bytes,
+        } = recovery::recover(&*storage, &hasher, &index, now_ms)?;
+        let placeholder = Arc::new(Segment {
+            id: u32::MAX,
+            seed: 0,
+            file: Arc::new(NoFile),
+            written: AtomicU64::new(0),
+        });
+        let inner = Arc::new(Inner {
+            storage,
+            config,
+            hasher,
+            epoch_ms,
+            index,
+            segments: RwLock::new(segments),
+            state: Mutex::new(State {
+                active: placeholder,
+                buf: Vec::with_capacity(BUFFER),
+                buf_at: 0,
+                log,
+                tags,
+                disk_bytes,
+                dirty: false,
+                unsynced: Vec::new(),
+                dir_dirty: false,
+                diverged: false,
+                reroll: false,
+                next_id,
+            }),
+            counters: Counters::default(),
+            recovered: (entries, skipped_bytes),
+        });
+        {
+            let mut st = inner.state.lock();
+            inner.start_segment(&mut st)?;
+            inner.evict_over_bound(&mut st)?;
+        }
+        if let SyncPolicy::Interval(every) = inner.config.sync {
+            spawn_syncer(Arc::downgrade(&inner), every);
+        }
+        Ok(Self { inner })
+    }
+
+    /// The value stored for `key`, if any and not expired.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read. A damaged record is not an error: it reads
+    /// as `None` and is counted in [`DiskStats::corrupt_reads`].
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let found = self.inner.read(key, true)?;
+        let counter = if found.is_some() {
+            &self.inner.counters.hits
+        } else {
+            &self.inner.counters.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(found)
+    }
+
+    /// Like [`get`](Self::get), but not counted in the statistics and not marking the entry
+    /// as referenced.
+    pub(crate) fn peek(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.read(key, false)
+    }
+
+    pub(crate) fn count_decode_error(&self) {
+        self.inner
+            .counters
+            .decode_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a live entry exists for `key` (without reading or checking its value).
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        let hash = self.inner.hasher.hash_one(key);
+        self.inner
+            .index
+            .peek(hash)
+            .is_some_and(|p| p.expires_at_ms > self.inner.now_ms())
+    }
+
+    /// Stores `value` for `key`, replacing any previous value.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLarge`] / [`Error::TooLarge`] for a key over 64 KiB or a value over
+    /// `max_value_size`; [`Error::DiskFull`] or [`Error::Io`] if the write fails (then nothing
+    /// is stored: a read returns the previous value or nothing).
+    pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.insert_with(key, value, &InsertOptions::new())
+    }
+
+    /// Like [`insert`](Self::insert), with a TTL and tags.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert), and [`Error::TooLarge`] for a tag over 64 KiB.
+    pub fn insert_with(&self, key: &[u8], value: &[u8], options: &InsertOptions) -> Result<()> {
+        let inner = &*self.inner;
+        check_key(key)?;
+        if value.len() as u64 > inner.config.max_value_size {
+            return Err(Error::TooLarge {
+                what: "value",
+                len: value.len() as u64,
+                max: inner.config.max_value_size,
+            });
+        }
+        for tag in &options.tags {
+            if tag.len() > MAX_KEY {
+                return Err(Error::TooLarge {
+                    what: "tag",
+                    len: tag.len() as u64,
+                    max: MAX_KEY as u64,
+                });
+            }
+        }
+        let expires_at_ms = options.ttl.map(|ttl| {
+            let ms = ttl.as_millis().max(1);
+            inner
+                .now_ms()
+                .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
+        });
+        let hash = inner.hasher.hash_one(key);
+        let mut st = inner.state.lock();
+        let (seg, offset, len) =
+            inner.append(&mut st, Kind::Put, key, &options.tags, value, expires_at_ms)?;
+        let tags = (!options.tags.is_empty()).then(|| options.tags.clone().into_boxed_slice());
+        let loc = Loc {
+            seg,
+            offset,
+            len,
+            expires_at_ms: expires_at_ms.unwrap_or(u64::MAX),
+            tags: tags.clone(),
+            referenced: Default::default(),
+        };
+        // Old tags out before new ones in: they may share a tag.
+        if let Some(old) = inner.index.insert(hash, loc) {
+            st.tags.remove(hash, old.tags.as_deref());
+        }
+        st.tags.add(hash, tags.as_deref().unwrap_or_default());
+        if let Some(info) = st.log.back_mut() {
+            info.puts.push((hash, offset));
+        }
+        inner.counters.inserts.fetch_add(1, Ordering::Relaxed);
+        inner.evict_over_bound(&mut st)?;
+        if inner.config.sync == SyncPolicy::Always {
+            inner.sync(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `key`; true if a live entry was removed. Under durable invalidation (the
+    /// default) the removal is synced before this returns.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::DiskFull`] if the tombstone cannot be written or synced (the
+    /// key then reads as missing in this process but may reappear after a crash).
+    pub fn remove(&self, key: &[u8]) -> Result<bool> {
+        let inner = &*self.inner;
+        check_key(key)?;
+        let hash = inner.hasher.hash_one(key);
+        let mut st = inner.state.lock();
+        let place = inner.index.peek(hash);
+        let live = place.is_some_and(|place| place.expires_at_ms > inner.now_ms());
+        // Even an expired entry gets a tombstone: its record may not be durable, and an older
+        // one of the same key may be.
+        let tombstone = place.is_some() || st.diverged;
+        if tombstone {
+            inner.append(&mut st, Kind::Remove, key, &[], &[], None)?;
+        }
+        if let Some(old) = inner.index.remove(hash) {
+            st.tags.remove(hash, old.tags.as_deref());
+        }
+        if live {
+            inner.counters.removals.fetch_add(1, Ordering::Relaxed);
+        }
+        if tombstone {
+            inner.evict_over_bound(&mut st)?;
+            inner.sync_invalidation(&mut st)?;
+        }
+        Ok(live)
+    }
+
+    /// Removes every entry carrying `tag`; returns how many. Synced before it returns under
+    /// durable invalidation.
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    pub fn invalidate_tag(&self, tag: &str) -> Result<usize> {
+        let inner = &*self.inner;
+        if tag.len() > MAX_KEY {
+            return Err(Error::KeyTooLarge {
+                len: tag.len(),
+                max: MAX_KEY,
+            });
+        }
+        let mut st = inner.state.lock();
+        // Written even when no live entry carries the tag: an older record of some key may
+        // carry it, shadowed by a newer one that a crash could lose.
+        inner.append(&mut st, Kind::InvalidateTag, tag.as_bytes(), &[], &[], None)?;
+        let hashes = st.tags.take(tag);
+        for &hash in &hashes {
+            if let Some(old) = inner.index.remove(hash) {
+                st.tags.remove(hash, old.tags.as_deref());
+            }
+        }
+        inner
+            .counters
+            .removals
+            .fetch_add(hashes.len() as u64, Ordering::Relaxed);
+        inner.evict_over_bound(&mut st)?;
+        inner.sync_invalidation(&mut st)?;
+        Ok(hashes.len())
+    }
+
+    /// Removes every entry and deletes the old segment files. Synced before it returns under
+    /// durable invalidation.
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    pub fn invalidate_all(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let mut st = inner.state.lock();
+        inner.roll(&mut st)?;
+        inner.append(&mut st, Kind::Clear, &[], &[], &[], None)?;
+        inner.sync_invalidation(&mut st)?;
+        let removed = inner.index.len() as u64;
+        inner.index.clear();
+        st.tags = TagIndex::default();
+        let keep = st.log.len() - 1;
+        let old: Vec<SegInfo> = st.log.drain(..keep).collect();
+        inner.segments.write().retain(|&id, _| id == st.active.id);
+        for info in old {
+            st.disk_bytes -= info.bytes;
+            inner.delete_segment(info.id);
+        }
+        inner.sync_dir();
+        inner
+            .counters
+            .removals
+            .fetch_add(removed, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes out buffered records and syncs them: everything acknowledged so far survives a
+    /// crash.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::DiskFull`] if the write or the sync fails.
+    pub fn flush(&self) -> Result<()> {
+        let mut st = self.inner.state.lock();
+        self.inner.sync(&mut st)
+    }
+
+    /// The number of entries (expired entries count until they are reclaimed).
+    pub fn len(&self) -> usize {
+        self.inner.index.len()
+    }
+
+    /// True if there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes in the segment files (live records, overwritten ones not yet reclaimed, and what
+    /// is buffered to be written).
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.state.lock().disk_bytes
+    }
+
+    /// The bound on [`disk_bytes`](Self::disk_bytes) (the store may exceed it by at most one
+    /// segment).
+    pub fn max_bytes(&self) -> u64 {
+        self.inner.config.max_bytes
+    }
+
+    /// Counters since the store was opened.
+    pub fn stats(&self) -> DiskStats {
+        let mut stats = self.inner.counters.snapshot();
+        stats.entries = self.len() as u64;
+        stats.disk_bytes = self.disk_bytes();
+        (stats.recovered_entries, stats.recovery_skipped_bytes) = self.inner.recovered;
+        stats
+    }
+}
+
+impl std::fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("entries", &self.len())
+            .field("disk_bytes", &self.disk_bytes())
+            .field("max_bytes", &self.max_bytes())
+            .finish()
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY,
+        });
+    }
+    Ok(())
+}
+
+/// What a read found at a place.
+enum Verdict {
+    Value(Vec<u8>),
+    /// A valid record of another key with the same hash.
+    OtherKey,
+    Corrupt,
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        self.epoch_ms + self.config.clock.now_nanos() / 1_000_000
+    }
+
+    /// The value for `key`; `mark` sets its referenced bit.
+    fn read(&self, key: &[u8], mark: bool) -> Result<Option<Vec<u8>>> {
+        let hash = self.hasher.hash_one(key);
+        let place = if mark {
+            self.index.lookup(hash)
+        } else {
+            self.index.peek(hash)
+        };
+        let Some(place) = place else {
+            return Ok(None);
+        };
+        // Expired and damaged entries stay in the index (a later `remove` must know to write
+        // a tombstone); eviction reclaims them.
+        if place.expires_at_ms <= self.now_ms() {
+            return Ok(None);
+        }
+        let Some((seed, bytes)) = self.read_record(place)? else {
+            return Ok(None);
+        };
+        match verify(seed, bytes, key) {
+            Verdict::Value(value) => Ok(Some(value)),
+            Verdict::OtherKey => Ok(None),
+            Verdict::Corrupt => {
+                self.counters.corrupt_reads.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The bytes of the record at `place` and its segment's checksum seed; `None` if the
+    /// segment was evicted or the record lost to a failed write meanwhile.
+    fn read_record(&self, place: Place) -> Result<Option<(u32, Vec<u8>)>> {
+        let Some(seg) = self.segments.read().get(&place.seg).cloned() else {
+            return Ok(None);
+        };
+        let end = u64::from(place.offset) + u64::from(place.len);
+        if end > seg.written.load(Ordering::Acquire) {
+            let st = self.state.lock();
+            if st.active.id == place.seg && u64::from(place.offset) >= st.buf_at {
+                let start = (u64::from(place.offset) - st.buf_at) as usize;
+                return Ok(st
+                    .buf
+                    .get(start..start + place.len as usize)
+                    .map(|bytes| (seg.seed, bytes.to_vec())));
+            }
+            if end > seg.written.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+        }
+        let mut bytes = vec![0; place.len as usize];
+        match read_exact_at(&*seg.file, &mut bytes, u64::from(place.offset)) {
+            Ok(()) => Ok(Some((seg.seed, bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => {
+                self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                Err(Error::io("reading", &self.storage.path(seg.id), e))
+            }
+        }
+    }
+
+    /// Appends a record to the active segment (rolling to a new one if it is full); returns
+    /// its segment, offset and length.
+    fn append(
+        &self,
+        st: &mut State,
+        kind: Kind,
+        key: &[u8],
+        tags: &[Tag],
+        value: &[u8],
+        expires_at_ms: Option<u64>,
+    ) -> Result<(u32, u32, u32)> {
+        let len = record::encoded_len(key, tags, value, expires_at_ms.is_some());
+        let used = st.buf_at + st.buf.len() as u64;
+        if st.reroll || used > SEGMENT_HEADER_LEN && used + len > self.config.segment_size {
+            self.roll(st)?;
+        }
+        let offset = st.buf_at + st.buf.len() as u64;
+        let seed = st.active.seed;
+        if len >= DIRECT_WRITE {
+            self.write_buffer(st)?;
+            let mut meta = Vec::with_capacity(record::MAX_HEADER_LEN + key.len());
+            let value_crc = crc32c::crc32c_append(seed, value);
+            let value_len = value.len() as u32;
+            record::encode_meta(
+                &mut meta,
+                seed,
+                kind,
+                key,
+                tags,
+                (value_len, value_crc),
+                expires_at_ms,
+            );
+            let file = &st.active.file;
+            let written = file
+                .write_at(&meta, offset)
+                .and_then(|()| file.write_at(value, offset + meta.len() as u64));
+            if let Err(e) = written {
+                let _ = file.truncate(offset);
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::io("writing", &self.storage.path(st.active.id), e));
+            }
+            st.buf_at = offset + len;
+            st.active.written.store(st.buf_at, Ordering::Release);
+            self.account(st, len);
+        } else {
+            record::encode(&mut st.buf, seed, kind, key, tags, value, expires_at_ms);
+            self.account(st, len);
+            if st.buf.len() >= BUFFER {
+                self.write_buffer(st)?;
+            }
+        }
+        Ok((st.active.id, offset as u32, len as u32))
+    }
+
+    fn account(&self, st: &mut State, len: u64) {
+        st.disk_bytes += len;
+        if let Some(info) = st.log.back_mut() {
+            info.bytes += len;
+        }
+        st.dirty = true;
+    }
+
+    /// Writes the buffer to the active segment's file. On failure the buffered records are
+    /// lost: the file is cut back, and index entries pointing into them are dropped.
+    fn write_buffer(&self, st: &mut State) -> Result<()> {
+        if st.buf.is_empty() {
+            return Ok(());
+        }
+        let active = st.active.clone();
+        match active.file.write_at(&st.buf, st.buf_at) {
+            Ok(()) => {
+                st.buf_at += st.buf.len() as u64;
+                active.written.store(st.buf_at, Ordering::Release);
+                st.buf.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                let _ = active.file.truncate(st.buf_at);
+                st.diverged = true;
+                let lost = st.buf.len() as u64;
+                st.buf.clear();
+                st.disk_bytes -= lost;
+                let cut = st.buf_at;
+                let State { log, tags, .. } = &mut *st;
+                if let Some(info) = log.back_mut() {
+                    info.bytes -= lost;
+                    info.puts.retain(|&(hash, offset)| {
+                        if u64::from(offset) < cut {
+                            return true;
+                        }
+                        if let Some(old) = self.index.remove_at(hash, active.id, offset) {
+                            tags.remove(hash, old.tags.as_deref());
+                        }
+                        false
+                    });
+                }
+                Err(Error::io("writing", &self.storage.path(active.id), e))
+            }
+        }
+    }
+
+    /// Seals the active segment and starts a new one.
+    fn roll(&self, st: &mut State) -> Result<()> {
+        self.write_buffer(st)?;
+        let sealed = st.active.clone();
+        self.start_segment(st)?;
+        let dirty = std::mem::take(&mut st.dirty);
+        let failed = std::mem::take(&mut st.reroll);
+        // A segment whose sync failed is not worth syncing again: what it lost stays lost, and
+        // a seal would claim otherwise.
+        if dirty && !failed {
+            st.unsynced.push(sealed);
+        }
+        Ok(())
+    }
+
+    /// Creates the next segment file and makes it the active one.
+    fn start_segment(&self, st: &mut State) -> Result<()> {
+        let id = st.next_id;
+        let path = self.storage.path(id);
+        let salt = std::collections::hash_map::RandomState::new().hash_one((id, self.epoch_ms));
+        let header = SegmentHeader { id, salt };
+        let file = self
+            .storage
+            .create(id)
+            .map_err(|e| Error::io("creating", &path, e))?;
+        if let Err(e) = file.write_at(&header.encode(), 0) {
+            let _ = self.storage.remove(id);
+            return Err(Error::io("writing", &path, e));
+        }
+        let segment = Arc::new(Segment {
+            id,
+            seed: header.seed(),
+            file,
+            written: AtomicU64::new(SEGMENT_HEADER_LEN),
+        });
+        self.segments.write().insert(id, segment.clone());
+        st.next_id = id.checked_add(1).ok_or_else(|| {
+            Error::InvalidConfig("segment ids exhausted; invalidate_all to restart them".into())
+        })?;
+        st.log.push_back(SegInfo {
+            id,
+            bytes: SEGMENT_HEADER_LEN,
+            puts: Vec::new(),
+        });
+        st.disk_bytes += SEGMENT_HEADER_LEN;
+        st.active = segment;
+        st.buf_at = SEGMENT_HEADER_LEN;
+        st.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Writes out the buffer and syncs the segments with unsynced writes (and the directory,
+    /// if files were created since its last sync).
+    fn sync(&self, st: &mut State) -> Result<()> {
+        self.write_buffer(st)?;
+        let mut failed = None;
+        for segment in std::mem::take(&mut st.unsynced) {
+            match segment.file.sync() {
+                Ok(()) => self.seal(st, &segment),
+                Err(e) => {
+                    self.counters.sync_errors.fetch_add(1, Ordering::Relaxed);
+                    st.diverged = true;
+                    failed.get_or_insert(Error::io("syncing", &self.storage.path(segment.id), e));
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if st.dirty {
+            if let Err(e) = st.active.file.sync() {
+                self.counters.sync_errors.fetch_add(1, Ordering::Relaxed);
+                st.reroll = true;
+                st.diverged = true;
+                return Err(Error::io("syncing", &self.storage.path(st.active.id), e));
+            }
+            st.dirty = false;
+        }
+        if st.dir_dirty {
+            self.sync_dir();
+            st.dir_dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Ends `segment`, whose records have all been synced, with a seal record: replay then
+    /// trusts its records without reading their values. (The seal itself need not be synced:
+    /// if it reached the disk, the sync before it had completed.)
+    fn seal(&self, st: &mut State, segment: &Segment) {
+        let Some(info) = st.log.iter_mut().find(|info| info.id == segment.id) else {
+            return; // evicted meanwhile
+        };
+        let mut seal = Vec::with_capacity(record::FIXED_HEADER_LEN);
+        record::encode(&mut seal, segment.seed, Kind::Seal, &[], &[], &[], None);
+        let at = segment.written.load(Ordering::Acquire);
+        if segment.file.write_at(&seal, at).is_ok() {
+            let len = seal.len() as u64;
+            segment.written.store(at + len, Ordering::Release);
+            info.bytes += len;
+            st.disk_bytes += len;
+            if st.active.id == segment.id {
+                st.buf_at += len;
+            }
+        }
+    }
+
+    fn sync_invalidation(&self, st: &mut State) -> Result<()> {
+        if self.config.durable_invalidation || self.config.sync == SyncPolicy::Always {
+            self.sync(st)?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self) {
+        if self.storage.sync_dir().is_err() {
+            self.counters.sync_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn delete_segment(&self, id: u32) {
+        if self.storage.remove(id).is_err() {
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops the oldest segments while the log is over its bound. Entries in a dropped
+    /// segment that were read since they were written are rewritten at the head of the log,
+    /// up to half the segment's size (so each round frees at least half a segment).
+    ///
+    /// # Errors
+    /// A failed rewrite: it may have lost buffered records, the caller's among them. The
+    /// eviction itself completes.
+    fn evict_over_bound(&self, st: &mut State) -> Result<()> {
+        let mut failed = None;
+        while st.disk_bytes > self.config.max_bytes && st.log.len() > 1 && failed.is_none() {
+            let Some(victim) = st.log.pop_front() else {
+                break;
+            };
+            let segment = self.segments.write().remove(&victim.id);
+            let mut budget = victim.bytes / 2;
+            let now = self.now_ms();
+            for &(hash, offset) in &victim.puts {
+                let Some(referenced) = self.index.take_referenced_at(hash, victim.id, offset)
+                else {
+                    continue;
+                };
+                if let (true, Some(seg), None) = (referenced, &segment, &failed) {
+                    match self.reinsert(st, seg, hash, offset, now, budget) {
+                        Ok(Some(len)) => {
+                            budget -= len;
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => failed = Some(e),
+                    }
+                }
+                if let Some(old) = self.index.remove_at(hash, victim.id, offset) {
+                    st.tags.remove(hash, old.tags.as_deref());
+                    let counter = if old.expires_at_ms <= now {
+                        &self.counters.expirations
+                    } else {
+                        &self.counters.evictions
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            st.disk_bytes -= victim.bytes;
+            self.delete_segment(victim.id);
+            // Deletions reach the disk in log order, so a crash never revives an older
+            // segment whose tombstones lived in a newer, already deleted one.
+            self.sync_dir();
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Rewrites the entry at (`seg`, `offset`) at the head of the log if it is live, intact
+    /// and fits `budget`; returns its length, or `None` to evict it instead.
+    ///
+    /// # Errors
+    /// A failed append.
+    fn reinsert(
+        &self,
+        st: &mut State,
+        seg: &Segment,
+        hash: u64,
+        offset: u32,
+        now: u64,
+        budget: u64,
+    ) -> Result<Option<u64>> {
+        let Some(place) = self.index.peek(hash) else {
+            return Ok(None);
+        };
+        if place.expires_at_ms <= now || u64::from(place.len) > budget {
+            return Ok(None);
+        }
+        let mut bytes = vec![0; place.len as usize];
+        if read_exact_at(&*seg.file, &mut bytes, u64::from(offset)).is_err() {
+            return Ok(None);
+        }
+        let Some(header) = RecordHeader::parse(&bytes) else {
+            return Ok(None);
+        };
+        let meta_len = header.meta_len() as usize;
+        let (meta, value) = bytes.split_at(meta_len.min(bytes.len()));
+        if !header.meta_ok(seg.seed, meta) || !header.value_ok(seg.seed, value) {
+            return Ok(None);
+        }
+        let Some(tags) = record::decode_tags(header.tags(meta)) else {
+            return Ok(None);
+        };
+        let key = header.key(meta);
+        let (new_seg, new_offset, _) =
+            self.append(st, Kind::Put, key, &tags, value, header.expires_at_ms)?;
+        if !self
+            .index
+            .relocate(hash, (seg.id, offset), (new_seg, new_offset))
+        {
+            return Ok(None);
+        }
+        if let Some(info) = st.log.back_mut() {
+            info.puts.push((hash, new_offset));
+        }
+        self.counters.reinsertions.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(u64::from(place.len)))
+    }
+
+    /// The periodic sync of [`SyncPolicy::Interval`]: the fdatasync runs outside the lock.
+    fn sync_interval(&self) {
+        let (mut segments, dir) = {
+            let mut st = self.state.lock();
+            if !st.dirty && st.unsynced.is_empty() || self.write_buffer(&mut st).is_err() {
+                return;
+            }
+            let mut segments = std::mem::take(&mut st.unsynced);
+            if std::mem::take(&mut st.dirty) {
+                segments.push(st.active.clone());
+            }
+            (segments, std::mem::take(&mut st.dir_dirty))
+        };
+        for segment in segments.drain(..) {
+            let synced = segment.file.sync().is_ok();
+            let mut st = self.state.lock();
+            if st.active.id == segment.id {
+                if !synced {
+                    st.reroll = true;
+                }
+            } else if synced {
+                self.seal(&mut st, &segment);
+            }
+            if !synced {
+                self.counters.sync_errors.fetch_add(1, Ordering::Relaxed);
+                st.diverged = true;
+            }
+        }
+        if dir {
+            self.sync_dir();
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// A clean shutdown: sync everything and seal the active segment, so reopening reads no
+    /// values.
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        if self.sync(&mut st).is_ok() && !st.dirty {
+            let active = st.active.clone();
+            self.seal(&mut st, &active);
+        }
+    }
+}
+
+/// Runs [`Inner::sync_interval`] every `every` until the store is dropped.
+fn spawn_syncer(store: Weak<Inner>, every: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("strata-disk-sync".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                match store.upgrade() {
+                    Some(inner) => inner.sync_interval(),
+                    None => return,
+                }
+            }
+        });
+    // Without the thread, writes are still synced on roll, on `flush` and on drop.
+    drop(spawned);
+}
+
+/// Checks the record in `bytes` against `key` and returns its value.
+fn verify(seed: u32, mut bytes: Vec<u8>, key: &[u8]) -> Verdict {
+    let Some(header) = RecordHeader::parse(&bytes) else {
+        return Verdict::Corrupt;
+    };
+    if header.kind != Kind::Put || header.len() != bytes.len() as u64 {
+        return Verdict::Corrupt;
+    }
+    let meta_len = header.meta_len() as usize;
+    let meta = &bytes[..meta_len];
+    if !header.meta_ok(seed, meta) {
+        return Verdict::Corrupt;
+    }
+    if header.key(meta) != key {
+        return Verdict::OtherKey;
+    }
+    if !header.value_ok(seed, &bytes[meta_len..]) {
+        return Verdict::Corrupt;
+    }
+    bytes.drain(..meta_len);
+    Verdict::Value(bytes)
+}
+
+/// The active segment before the first one is created.
+struct NoFile;
+
+impl SegmentFile for NoFile {
+    fn read_at(&self, _: &mut [u8], _: u64) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn write_at(&self, _: &[u8], _: u64) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(0)
+    }
+    fn truncate(&self, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+}

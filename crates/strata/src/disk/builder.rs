@@ -52,7 +52,7 @@ pub struct DiskBuilder {
     dir: PathBuf,
     max_bytes: Option<u64>,
     segment_size: Option<u64>,
-    max_value_size: u64,
+    max_value_size: Option<u64>,
     sync: SyncPolicy,
     durable_invalidation: bool,
     clock: Arc<dyn Clock>,
@@ -84,7 +84,7 @@ impl DiskBuilder {
             dir: dir.to_path_buf(),
             max_bytes: None,
             segment_size: None,
-            max_value_size: DEFAULT_MAX_VALUE,
+            max_value_size: None,
             sync: SyncPolicy::default(),
             durable_invalidation: true,
             clock: Arc::new(SystemClock::default()),
@@ -105,10 +105,10 @@ impl DiskBuilder {
         self
     }
 
-    /// The largest value accepted (default 64 MiB); larger inserts fail with
-    /// [`Error::ValueTooLarge`].
+    /// The largest value accepted (default: 64 MiB, or `max_bytes / 4` if smaller); larger
+    /// inserts fail with [`Error::TooLarge`].
     pub fn max_value_size(mut self, bytes: u64) -> Self {
-        self.max_value_size = bytes;
+        self.max_value_size = Some(bytes);
         self
     }
 
@@ -151,13 +151,12 @@ impl DiskBuilder {
                 "segment_size must be between 4 KiB and min(1 GiB, max_bytes), got {segment_size}"
             ));
         }
-        if self.max_value_size == 0
-            || self.max_value_size > FORMAT_MAX_VALUE
-            || self.max_value_size > max_bytes
-        {
+        let max_value_size = self
+            .max_value_size
+            .unwrap_or(DEFAULT_MAX_VALUE.min(max_bytes / 4));
+        if max_value_size == 0 || max_value_size > FORMAT_MAX_VALUE || max_value_size > max_bytes {
             return invalid(format!(
-                "max_value_size must be between 1 and min({FORMAT_MAX_VALUE}, max_bytes), got {}",
-                self.max_value_size
+                "max_value_size must be between 1 and min({FORMAT_MAX_VALUE}, max_bytes), got {max_value_size}"
             ));
         }
         if let SyncPolicy::Interval(every) = self.sync {
@@ -166,7 +165,7 @@ impl DiskBuilder {
         Ok(Config {
             max_bytes,
             segment_size,
-            max_value_size: self.max_value_size,
+            max_value_size,
             sync: self.sync,
             durable_invalidation: self.durable_invalidation,
             clock: self.clock.clone(),

@@ -6,7 +6,7 @@
 //!   12..16 crc32c of 16..32      16..24 segment id (u64)      24..32 salt (u64, random)
 //! record:
 //!   0..4   meta crc: crc32c of header bytes 4.., key and tags, seeded with the segment's salt
-//!   4      kind (1 put, 2 remove, 3 invalidate tag, 4 clear, 5 seal)
+//!   4      kind (1 put, 2 remove, 3 invalidate tag, 5 seal)
 //!   5      flags (bit 0: has expiry, bit 1: has tags)
 //!   6..8   key length (u16)     8..12 value length (u32)    12..16 value crc (seeded likewise)
 //!   [8 bytes expiry, unix ms]   [4 bytes tags length]
@@ -41,8 +41,6 @@ pub(crate) enum Kind {
     Remove = 2,
     /// Removes every entry written earlier that carries the tag in the key field.
     InvalidateTag = 3,
-    /// Removes every entry written earlier.
-    Clear = 4,
     /// Ends a segment whose records were all synced before this was written: replay can
     /// trust the segment's records without reading their values.
     Seal = 5,
@@ -125,7 +123,6 @@ impl RecordHeader {
             1 => Kind::Put,
             2 => Kind::Remove,
             3 => Kind::InvalidateTag,
-            4 => Kind::Clear,
             5 => Kind::Seal,
             _ => return None,
         };

@@ -1,8 +1,8 @@
 //! Opening a store: replaying the log into the index.
 //!
 //! Segments are replayed in id order, records in file order, so the last record for a key
-//! wins, a tombstone hides what came before it, and a tag or clear record removes what was
-//! written before it. A record is trusted once its meta checksum (header, key, tags) passes;
+//! wins, a tombstone hides what came before it, and a tag record removes what was written
+//! before it. A record is trusted once its meta checksum (header, key, tags) passes;
 //! values are checked when they are read. A stretch that fails (a torn tail left by a crash,
 //! or damaged bytes) is skipped byte by byte until a record passes both checksums again.
 
@@ -80,7 +80,6 @@ pub(crate) fn recover(
         entries: 0,
         skipped_bytes: 0,
     };
-    let mut cleared: Vec<u32> = Vec::new();
     for id in ids {
         let path = storage.path(id);
         let file = storage
@@ -139,23 +138,9 @@ pub(crate) fn recover(
                 .map_err(|e| Error::io("reading", &path, e))?,
         };
         let skipped = replay
-            .run(&mut scan, &mut out, &mut cleared)
+            .run(&mut scan, &mut out)
             .map_err(|e| Error::io("reading", &path, e))?;
         out.skipped_bytes += skipped;
-    }
-    // Segments before a clear record are gone; delete them now (idempotent if a crash
-    // interrupted the deletion the first time).
-    for id in cleared {
-        out.segments.remove(&id);
-        if let Some(info) = out
-            .log
-            .iter()
-            .position(|s| s.id == id)
-            .and_then(|pos| out.log.remove(pos))
-        {
-            out.disk_bytes -= info.bytes;
-        }
-        let _ = storage.remove(id);
     }
     out.entries = index.len() as u64;
     Ok(out)
@@ -225,19 +210,14 @@ const MAX_META: u64 = 16 << 20;
 
 impl<H: BuildHasher> Replay<'_, H> {
     /// Replays the segment's records; returns the bytes skipped.
-    fn run(
-        &self,
-        scan: &mut Scan<'_>,
-        out: &mut Recovered,
-        cleared: &mut Vec<u32>,
-    ) -> std::io::Result<u64> {
+    fn run(&self, scan: &mut Scan<'_>, out: &mut Recovered) -> std::io::Result<u64> {
         let mut at = SEGMENT_HEADER_LEN;
         let mut skipped = 0;
         let mut resyncing = false;
         while at < scan.len {
             match self.record_at(scan, at, resyncing || !self.sealed)? {
                 Some((header, key, tags)) => {
-                    self.apply(at, &header, &key, tags, out, cleared);
+                    self.apply(at, &header, &key, tags, out);
                     at += header.len();
                     resyncing = false;
                 }
@@ -288,7 +268,6 @@ impl<H: BuildHasher> Replay<'_, H> {
         key: &[u8],
         tags: Vec<Tag>,
         out: &mut Recovered,
-        cleared: &mut Vec<u32>,
     ) {
         let drop_hash = |hash: u64, out: &mut Recovered| {
             if let Some(old) = self.index.remove(hash) {
@@ -329,14 +308,6 @@ impl<H: BuildHasher> Replay<'_, H> {
                     for hash in out.tags.take(tag) {
                         drop_hash(hash, out);
                     }
-                }
-            }
-            Kind::Clear => {
-                self.index.clear();
-                out.tags = TagIndex::default();
-                cleared.extend(out.log.iter().map(|s| s.id).filter(|&id| id != self.id));
-                for info in &mut out.log {
-                    info.puts.clear();
                 }
             }
         }

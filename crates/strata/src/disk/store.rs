@@ -353,32 +353,44 @@ impl DiskStore {
         Ok(hashes.len())
     }
 
-    /// Removes every entry and deletes the old segment files. Synced before it returns under
-    /// durable invalidation.
+    /// Removes every entry by deleting every segment file, oldest first, each deletion made
+    /// durable before the next (a crash part-way leaves the newest segments, as eviction
+    /// would), then starts a new segment. It needs no free space, so it also works on a full
+    /// disk.
     ///
     /// # Errors
-    /// As [`remove`](Self::remove).
+    /// [`Error::Io`] if a file cannot be deleted (after a crash, its entries may come back);
+    /// [`Error::DiskFull`] / [`Error::Io`] if the new segment cannot be created (the next write
+    /// tries again). Either way the store is empty.
     pub fn invalidate_all(&self) -> Result<()> {
         let inner = &*self.inner;
         let mut st = inner.state.lock();
-        inner.roll(&mut st)?;
-        inner.append(&mut st, Kind::Clear, &[], &[], &[], None)?;
-        inner.sync_invalidation(&mut st)?;
         let removed = inner.index.len() as u64;
         inner.index.clear();
         st.tags = TagIndex::default();
-        let keep = st.log.len() - 1;
-        let old: Vec<SegInfo> = st.log.drain(..keep).collect();
-        inner.segments.write().retain(|&id, _| id == st.active.id);
-        for info in old {
+        st.buf.clear();
+        st.unsynced.clear();
+        st.dirty = false;
+        // No active segment until a new one is created.
+        st.reroll = true;
+        inner.segments.write().clear();
+        let mut failed = None;
+        for info in std::mem::take(&mut st.log) {
             st.disk_bytes -= info.bytes;
-            inner.delete_segment(info.id);
+            if let Err(e) = inner.storage.remove(info.id) {
+                failed.get_or_insert(Error::io("deleting", &inner.storage.path(info.id), e));
+            }
+            inner.sync_dir();
         }
-        inner.sync_dir();
         inner
             .counters
             .removals
             .fetch_add(removed, Ordering::Relaxed);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        inner.start_segment(&mut st)?;
+        st.reroll = false;
         Ok(())
     }
 
@@ -640,14 +652,16 @@ impl Inner {
         let path = self.storage.path(id);
         let salt = std::collections::hash_map::RandomState::new().hash_one((id, self.epoch_ms));
         let header = SegmentHeader { id, salt };
-        let file = self
-            .storage
-            .create(id)
-            .map_err(|e| Error::io("creating", &path, e))?;
-        if let Err(e) = file.write_at(&header.encode(), 0) {
-            let _ = self.storage.remove(id);
-            return Err(Error::io("writing", &path, e));
-        }
+        let created = self.storage.create(id).and_then(|file| {
+            file.write_at(&header.encode(), 0).inspect_err(|_| {
+                let _ = self.storage.remove(id);
+            })?;
+            Ok(file)
+        });
+        let file = created.map_err(|e| {
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            Error::io("creating", &path, e)
+        })?;
         let segment = Arc::new(Segment {
             id,
             seed: header.seed(),

@@ -1,0 +1,215 @@
+//! The API's behaviour, and what survives a clean reopen.
+
+use std::time::Duration;
+
+use strata::{DiskStore, Error, InsertOptions, SyncPolicy};
+
+use crate::builder;
+
+#[test]
+fn values_from_one_byte_to_64_mib_round_trip_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [0usize, 1, 100, 4096, 200_000, 64 << 20];
+    let value = |n: usize| (0..n).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>();
+    {
+        let store = builder(dir.path()).open().unwrap();
+        for n in sizes {
+            store.insert(format!("v{n}").as_bytes(), &value(n)).unwrap();
+        }
+        for n in sizes {
+            assert_eq!(
+                store.get(format!("v{n}").as_bytes()).unwrap(),
+                Some(value(n))
+            );
+        }
+    }
+    let store = builder(dir.path()).open().unwrap();
+    assert_eq!(store.len(), sizes.len());
+    assert_eq!(store.stats().recovered_entries, sizes.len() as u64);
+    for n in sizes {
+        assert_eq!(
+            store.get(format!("v{n}").as_bytes()).unwrap(),
+            Some(value(n)),
+            "size {n}"
+        );
+    }
+}
+
+#[test]
+fn overwrite_remove_tags_and_clear_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = builder(dir.path()).open().unwrap();
+        store.insert(b"a", b"1").unwrap();
+        store.insert(b"a", b"2").unwrap();
+        store.insert(b"b", b"x").unwrap();
+        assert!(store.remove(b"b").unwrap());
+        assert!(!store.remove(b"b").unwrap());
+        let tagged = InsertOptions::new().tag("user:1");
+        store.insert_with(b"p1", b"profile", &tagged).unwrap();
+        store
+            .insert_with(b"p2", b"posts", &tagged.clone().tag("feed"))
+            .unwrap();
+        store
+            .insert_with(b"p3", b"other", &InsertOptions::new().tag("feed"))
+            .unwrap();
+        assert_eq!(store.invalidate_tag("user:1").unwrap(), 2);
+        assert_eq!(store.invalidate_tag("user:1").unwrap(), 0);
+        assert_eq!(store.get(b"p3").unwrap(), Some(b"other".to_vec()));
+    }
+    {
+        let store = builder(dir.path()).open().unwrap();
+        assert_eq!(store.get(b"a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(store.get(b"b").unwrap(), None);
+        assert_eq!(store.get(b"p1").unwrap(), None);
+        assert_eq!(store.get(b"p2").unwrap(), None);
+        // The tag index is rebuilt: "feed" still finds p3.
+        assert_eq!(store.invalidate_tag("feed").unwrap(), 1);
+        store.insert(b"c", b"3").unwrap();
+        store.invalidate_all().unwrap();
+        assert!(store.is_empty());
+        store.insert(b"after", b"clear").unwrap();
+    }
+    let store = builder(dir.path()).open().unwrap();
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.get(b"a").unwrap(), None);
+    assert_eq!(store.get(b"after").unwrap(), Some(b"clear".to_vec()));
+    // invalidate_all deleted the old segment files.
+    let files = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(files <= 3, "{files} files left after invalidate_all");
+}
+
+#[test]
+fn expired_entries_are_never_returned_before_or_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = strata::MockClock::new();
+    let short = InsertOptions::new().ttl(Duration::from_secs(10));
+    {
+        let store = builder(dir.path()).clock(clock.clone()).open().unwrap();
+        store.insert_with(b"short", b"s", &short).unwrap();
+        store.insert(b"forever", b"f").unwrap();
+        clock.advance(Duration::from_secs(9));
+        assert!(store.contains_key(b"short"));
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(store.get(b"short").unwrap(), None);
+        assert!(!store.contains_key(b"short"));
+    }
+    {
+        // Expiry times are wall-clock times: a 150 ms TTL is over by the time we reopen.
+        let store = builder(dir.path()).open().unwrap();
+        let ttl = InsertOptions::new().ttl(Duration::from_millis(150));
+        store.insert_with(b"wall", b"w", &ttl).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let store = builder(dir.path()).open().unwrap();
+    assert_eq!(store.get(b"wall").unwrap(), None);
+    assert_eq!(store.get(b"forever").unwrap(), Some(b"f".to_vec()));
+}
+
+#[test]
+fn a_second_opener_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = builder(dir.path()).open().unwrap();
+    let second = builder(dir.path()).open();
+    assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+    drop(first);
+    builder(dir.path()).open().unwrap();
+}
+
+#[test]
+fn bad_configuration_and_bad_input_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_bound = DiskStore::builder(dir.path()).open();
+    assert!(
+        matches!(no_bound, Err(Error::InvalidConfig(_))),
+        "{no_bound:?}"
+    );
+    let tiny = DiskStore::builder(dir.path()).max_bytes(10).open();
+    assert!(matches!(tiny, Err(Error::InvalidConfig(_))));
+    let segment = builder(dir.path()).segment_size(2 << 30).open();
+    assert!(matches!(segment, Err(Error::InvalidConfig(_))));
+    let interval = builder(dir.path())
+        .sync(SyncPolicy::Interval(Duration::ZERO))
+        .open();
+    assert!(matches!(interval, Err(Error::InvalidDuration { .. })));
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let not_dir = builder(&file).open();
+    assert!(matches!(not_dir, Err(Error::Io { .. })), "{not_dir:?}");
+
+    let store = builder(&dir.path().join("store"))
+        .max_value_size(1000)
+        .open()
+        .unwrap();
+    let big = store.insert(b"k", &[0; 1001]);
+    assert!(matches!(
+        big,
+        Err(Error::TooLarge {
+            what: "value",
+            len: 1001,
+            max: 1000
+        })
+    ));
+    let long_key = store.insert(&[b'k'; 70_000], b"v");
+    assert!(matches!(
+        long_key,
+        Err(Error::KeyTooLarge { len: 70_000, .. })
+    ));
+    let long_tag = store.insert_with(b"k", b"v", &InsertOptions::new().tag("t".repeat(70_000)));
+    assert!(matches!(long_tag, Err(Error::TooLarge { what: "tag", .. })));
+    assert!(store.is_empty(), "failed inserts stored nothing");
+}
+
+#[test]
+fn a_newer_format_is_refused_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    builder(dir.path())
+        .open()
+        .unwrap()
+        .insert(b"k", b"v")
+        .unwrap();
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[8..12].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(&segment, &bytes).unwrap();
+    let reopened = builder(dir.path()).open();
+    assert!(
+        matches!(
+            reopened,
+            Err(Error::IncompatibleFormat {
+                found: 99,
+                supported: 1,
+                ..
+            })
+        ),
+        "{reopened:?}"
+    );
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "the file is left alone"
+    );
+}
+
+#[test]
+fn statistics_count_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = builder(dir.path()).sync(SyncPolicy::Never).open().unwrap();
+    store.insert(b"a", b"1").unwrap();
+    store.get(b"a").unwrap();
+    store.get(b"nope").unwrap();
+    store.remove(b"a").unwrap();
+    let stats = store.stats();
+    assert_eq!(
+        (stats.inserts, stats.hits, stats.misses, stats.removals),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(stats.hit_ratio(), 0.5);
+    assert_eq!(stats.disk_bytes, store.disk_bytes());
+    assert!(stats.disk_bytes > 0);
+}

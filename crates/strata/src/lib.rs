@@ -1,4 +1,5 @@
-//! Strata: a caching system. This crate is its core, the concurrent in-memory tier.
+//! Strata: a caching system. This crate is its core: the concurrent in-memory tier, the
+//! persistent disk tier, and memoization on top of them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -18,12 +19,28 @@
 //!
 //! # The in-memory tier
 //! - Bounded by entry count or by total weight (a weigher); never above its bound.
-//! - Eviction by adaptive W-TinyLFU: a frequency sketch decides admission, and a hill climber
-//!   sizes the admission window to the workload (see `docs/architecture.md`).
+//! - Eviction by adaptive W-TinyLFU: a frequency sketch decides admission, and miniature
+//!   simulations (a hill climber for weighted caches) pick the policy's shape for the workload
+//!   (see `docs/architecture.md`).
 //! - Per-entry TTL, a default TTL, time-to-idle; expired entries are never returned.
 //! - Tags: `invalidate_tag` drops every entry that carries a tag.
 //! - An eviction listener with the cause; statistics always on.
 //! - Reads take a shard's lock shared and bump an atomic counter: they scale across threads.
+//!
+//! # The disk tier
+//! [`DiskStore`] (bytes) and [`DiskCache`] (serde keys and values, `get_with`) persist across
+//! restarts within a byte bound. Every record is checksummed and carries its key: after a
+//! crash or on damaged files a read returns a value written for that key, or nothing.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let store = strata::DiskStore::builder(dir.path()).max_bytes(1 << 30).open()?;
+//! store.insert(b"page:/about", b"<h1>About</h1>")?;
+//! drop(store);
+//! let store = strata::DiskStore::builder(dir.path()).max_bytes(1 << 30).open()?;
+//! assert_eq!(store.get(b"page:/about")?, Some(b"<h1>About</h1>".to_vec()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod clock;

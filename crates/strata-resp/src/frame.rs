@@ -86,7 +86,9 @@ impl Frame {
             Frame::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
             Frame::NullArray => out.extend_from_slice(b"*-1\r\n"),
             Frame::Array(items) => aggregate(out, b'*', items, protocol),
-            Frame::Boolean(b) if resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Frame::Boolean(b) if resp3 => {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+            }
             Frame::Boolean(b) => line(out, b':', if *b { b"1" } else { b"0" }),
             Frame::Double(d) if resp3 => line(out, b',', format_double(*d).as_bytes()),
             Frame::Double(d) => bulk(out, b'$', format_double(*d).as_bytes()),

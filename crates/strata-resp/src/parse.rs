@@ -26,7 +26,11 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, ProtocolError> 
 }
 
 /// The position of the CRLF ending the line that starts at `from`, if it is there yet.
-pub(crate) fn line_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, ProtocolError> {
+pub(crate) fn line_end(
+    buf: &[u8],
+    from: usize,
+    max: usize,
+) -> Result<Option<usize>, ProtocolError> {
     let window = &buf[from.min(buf.len())..];
     match window.iter().position(|&b| b == b'\n') {
         Some(nl) if nl > 0 && window[nl - 1] == b'\r' => Ok(Some(from + nl - 1)),
@@ -67,8 +71,12 @@ fn frame(buf: &[u8], at: &mut usize, depth: usize) -> Result<Option<Frame>, Prot
     if depth > MAX_DEPTH {
         return Err(ProtocolError::Invalid("nesting too deep"));
     }
-    let Some(&kind) = buf.get(*at) else { return Ok(None) };
-    let Some(end) = line_end(buf, *at + 1, MAX_LINE)? else { return Ok(None) };
+    let Some(&kind) = buf.get(*at) else {
+        return Ok(None);
+    };
+    let Some(end) = line_end(buf, *at + 1, MAX_LINE)? else {
+        return Ok(None);
+    };
     let body = &buf[*at + 1..end];
     let next = end + 2;
     let text = || {
@@ -136,9 +144,14 @@ fn frame(buf: &[u8], at: &mut usize, depth: usize) -> Result<Option<Frame>, Prot
                 *at = next;
                 return Ok(Some(Frame::NullArray));
             }
-            let len = usize::try_from(len).map_err(|_| ProtocolError::Invalid("invalid aggregate length"))?;
-            let count = if kind == b'%' { len.checked_mul(2) } else { Some(len) }
-                .ok_or(ProtocolError::Invalid("invalid aggregate length"))?;
+            let len = usize::try_from(len)
+                .map_err(|_| ProtocolError::Invalid("invalid aggregate length"))?;
+            let count = if kind == b'%' {
+                len.checked_mul(2)
+            } else {
+                Some(len)
+            }
+            .ok_or(ProtocolError::Invalid("invalid aggregate length"))?;
             let mut pos = next;
             // Each element takes at least 3 bytes: do not trust a length the buffer cannot hold.
             let mut items = Vec::with_capacity(count.min((buf.len() - pos.min(buf.len())) / 3));

@@ -38,7 +38,10 @@ impl Default for Limits {
 /// # Errors
 /// A [`ProtocolError`], after which the connection should be closed (what was buffered cannot
 /// be resynchronized).
-pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+pub fn parse_request(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     match buf.first() {
         None => Ok(None),
         Some(b'*') => multibulk(buf, limits),
@@ -47,7 +50,9 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<B
 }
 
 fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(end) = header_line(buf, 1, limits)? else { return Ok(None) };
+    let Some(end) = header_line(buf, 1, limits)? else {
+        return Ok(None);
+    };
     let count = int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_args as i64 || count > i64::from(i32::MAX) {
         return Err(ProtocolError::InvalidMultibulkLength);
@@ -62,11 +67,15 @@ fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, 
     }
     let mut ranges = Vec::with_capacity((count as usize).min(1024));
     for _ in 0..count {
-        let Some(&first) = buf.get(pos) else { return Ok(None) };
+        let Some(&first) = buf.get(pos) else {
+            return Ok(None);
+        };
         if first != b'$' {
             return Err(ProtocolError::ExpectedBulk(char::from(first)));
         }
-        let Some(end) = header_line(buf, pos + 1, limits)? else { return Ok(None) };
+        let Some(end) = header_line(buf, pos + 1, limits)? else {
+            return Ok(None);
+        };
         let len = int(&buf[pos + 1..end])
             .and_then(|l| usize::try_from(l).ok())
             .filter(|&l| l <= limits.max_bulk_len)
@@ -134,9 +143,10 @@ fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
                 loop {
                     match line.get(i) {
                         None => return Err(ProtocolError::UnbalancedQuotes),
-                        Some(b'\\') if line.get(i + 1) == Some(&b'x')
-                            && line.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-                            && line.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
+                        Some(b'\\')
+                            if line.get(i + 1) == Some(&b'x')
+                                && line.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+                                && line.get(i + 3).is_some_and(u8::is_ascii_hexdigit) =>
                         {
                             let hex = std::str::from_utf8(&line[i + 2..i + 4]).unwrap_or("0");
                             arg.push(u8::from_str_radix(hex, 16).unwrap_or(0));

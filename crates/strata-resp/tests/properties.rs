@@ -17,11 +17,16 @@ fn frame() -> impl Strategy<Value = Frame> {
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| Frame::Bulk(Bytes::from(b))),
         Just(Frame::Null),
         any::<bool>().prop_map(Frame::Boolean),
-        any::<f64>().prop_filter("NaN is not equal to itself", |d| !d.is_nan()).prop_map(Frame::Double),
+        any::<f64>()
+            .prop_filter("NaN is not equal to itself", |d| !d.is_nan())
+            .prop_map(Frame::Double),
         "-?[1-9][0-9]{0,40}".prop_map(Frame::BigNumber),
-        proptest::collection::vec(any::<u8>(), 0..32).prop_map(|b| Frame::BulkError(Bytes::from(b))),
         proptest::collection::vec(any::<u8>(), 0..32)
-            .prop_map(|b| Frame::Verbatim { format: *b"txt", text: Bytes::from(b) }),
+            .prop_map(|b| Frame::BulkError(Bytes::from(b))),
+        proptest::collection::vec(any::<u8>(), 0..32).prop_map(|b| Frame::Verbatim {
+            format: *b"txt",
+            text: Bytes::from(b)
+        }),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
@@ -35,8 +40,12 @@ fn frame() -> impl Strategy<Value = Frame> {
 
 fn encode_request(args: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    Frame::Array(args.iter().map(|a| Frame::Bulk(Bytes::from(a.clone()))).collect())
-        .encode(Protocol::Resp2, &mut out);
+    Frame::Array(
+        args.iter()
+            .map(|a| Frame::Bulk(Bytes::from(a.clone())))
+            .collect(),
+    )
+    .encode(Protocol::Resp2, &mut out);
     out
 }
 
@@ -113,30 +122,72 @@ proptest! {
 fn malformed_requests_get_redis_errors() {
     let parse = |bytes: &[u8], limits: &Limits| parse_request(&mut BytesMut::from(bytes), limits);
     let limits = Limits::default();
-    assert_eq!(parse(b"*abc\r\n", &limits), Err(ProtocolError::InvalidMultibulkLength));
-    assert_eq!(parse(b"*2\r\n:1\r\n", &limits), Err(ProtocolError::ExpectedBulk(':')));
-    assert_eq!(parse(b"*1\r\n$-5\r\n", &limits), Err(ProtocolError::InvalidBulkLength));
-    let small = Limits { max_bulk_len: 10, ..Limits::default() };
-    assert_eq!(parse(b"*1\r\n$11\r\n", &small), Err(ProtocolError::InvalidBulkLength));
-    assert_eq!(parse(b"SET \"unclosed\r\n", &limits), Err(ProtocolError::UnbalancedQuotes));
+    assert_eq!(
+        parse(b"*abc\r\n", &limits),
+        Err(ProtocolError::InvalidMultibulkLength)
+    );
+    assert_eq!(
+        parse(b"*2\r\n:1\r\n", &limits),
+        Err(ProtocolError::ExpectedBulk(':'))
+    );
+    assert_eq!(
+        parse(b"*1\r\n$-5\r\n", &limits),
+        Err(ProtocolError::InvalidBulkLength)
+    );
+    let small = Limits {
+        max_bulk_len: 10,
+        ..Limits::default()
+    };
+    assert_eq!(
+        parse(b"*1\r\n$11\r\n", &small),
+        Err(ProtocolError::InvalidBulkLength)
+    );
+    assert_eq!(
+        parse(b"SET \"unclosed\r\n", &limits),
+        Err(ProtocolError::UnbalancedQuotes)
+    );
     let long = vec![b'a'; 70 << 10];
     assert_eq!(parse(&long, &limits), Err(ProtocolError::TooBigInline));
-    let stranger = Limits { authenticated: false, ..Limits::default() };
-    assert_eq!(parse(b"*11\r\n", &stranger), Err(ProtocolError::UnauthenticatedMultibulk));
-    assert_eq!(parse(b"*1\r\n$20000\r\n", &stranger), Err(ProtocolError::UnauthenticatedBulk));
+    let stranger = Limits {
+        authenticated: false,
+        ..Limits::default()
+    };
+    assert_eq!(
+        parse(b"*11\r\n", &stranger),
+        Err(ProtocolError::UnauthenticatedMultibulk)
+    );
+    assert_eq!(
+        parse(b"*1\r\n$20000\r\n", &stranger),
+        Err(ProtocolError::UnauthenticatedBulk)
+    );
     // A huge declared length is refused before any of its bytes arrive.
-    assert_eq!(parse(b"*1\r\n$600000000\r\n", &limits), Err(ProtocolError::InvalidBulkLength));
+    assert_eq!(
+        parse(b"*1\r\n$600000000\r\n", &limits),
+        Err(ProtocolError::InvalidBulkLength)
+    );
 }
 
 #[test]
 fn inline_commands_split_like_redis() {
     let mut buf = BytesMut::from(&b"set  k \"a b\\x41\\n\" 'it''s'\r\nset k 'it\\'s'\n\r\n"[..]);
     let limits = Limits::default();
-    assert!(matches!(parse_request(&mut buf, &limits), Err(ProtocolError::UnbalancedQuotes)));
+    assert!(matches!(
+        parse_request(&mut buf, &limits),
+        Err(ProtocolError::UnbalancedQuotes)
+    ));
     let mut buf = BytesMut::from(&b"set  k \"a b\\x41\\n\"\r\nset k 'it\\'s'\n\r\n"[..]);
-    assert_eq!(parse_request(&mut buf, &limits).unwrap().unwrap(), vec!["set", "k", "a bA\n"]);
-    assert_eq!(parse_request(&mut buf, &limits).unwrap().unwrap(), vec!["set", "k", "it's"]);
-    assert_eq!(parse_request(&mut buf, &limits).unwrap().unwrap(), Vec::<Bytes>::new());
+    assert_eq!(
+        parse_request(&mut buf, &limits).unwrap().unwrap(),
+        vec!["set", "k", "a bA\n"]
+    );
+    assert_eq!(
+        parse_request(&mut buf, &limits).unwrap().unwrap(),
+        vec!["set", "k", "it's"]
+    );
+    assert_eq!(
+        parse_request(&mut buf, &limits).unwrap().unwrap(),
+        Vec::<Bytes>::new()
+    );
     assert_eq!(parse_request(&mut buf, &limits).unwrap(), None);
 }
 

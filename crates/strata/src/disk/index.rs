@@ -149,4 +149,19 @@ impl Index {
             shard.write().clear();
         }
     }
+
+    /// Calls `f` with every entry's hash and place, shard by shard (writes made meanwhile may
+    /// or may not be seen).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u64, Place)) {
+        for shard in &self.shards {
+            let places: Vec<(u64, Place)> = shard
+                .read()
+                .iter()
+                .map(|s| (s.hash, s.loc.place()))
+                .collect();
+            for (hash, place) in places {
+                f(hash, place);
+            }
+        }
+    }
 }

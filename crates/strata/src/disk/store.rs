@@ -404,6 +404,44 @@ impl DiskStore {
         self.inner.sync(&mut st)
     }
 
+    /// The keys of the live entries. It reads every record's header, so it costs one read per
+    /// entry: meant for administration (`KEYS`, `SCAN`), not for the request path.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file cannot be read.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        let inner = &*self.inner;
+        let now = inner.now_ms();
+        let mut places = Vec::new();
+        inner.index.for_each(|_, place| {
+            if place.expires_at_ms > now {
+                places.push(place);
+            }
+        });
+        let mut keys = Vec::with_capacity(places.len());
+        for mut place in places {
+            // The header and key are at most this long; the value is not needed.
+            place.len = place.len.min((record::MAX_HEADER_LEN + MAX_KEY) as u32);
+            let Some((seed, bytes)) = inner.read_record(place)? else {
+                continue;
+            };
+            let Some(header) = RecordHeader::parse(&bytes) else {
+                continue;
+            };
+            let key_end = (header.header_len + header.key_len) as usize;
+            let meta_len = header.meta_len() as usize;
+            if header.kind != Kind::Put || key_end > bytes.len() {
+                continue;
+            }
+            // Check the meta checksum when the prefix covers it (tags can make it longer).
+            if meta_len <= bytes.len() && !header.meta_ok(seed, &bytes[..meta_len]) {
+                continue;
+            }
+            keys.push(header.key(&bytes[..key_end]).to_vec());
+        }
+        Ok(keys)
+    }
+
     /// The number of entries (expired entries count until they are reclaimed).
     pub fn len(&self) -> usize {
         self.inner.index.len()

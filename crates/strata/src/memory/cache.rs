@@ -9,7 +9,7 @@ use parking_lot::RwLock;
 
 use crate::clock::Clock;
 use crate::coalesce::Flights;
-use crate::listener::Listener;
+use crate::listener::{Listener, RemovalCause};
 use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
@@ -299,13 +299,15 @@ where
         value
     }
 
-    /// Removes every entry carrying `tag` (see [`InsertOptions::tag`]).
-    pub fn invalidate_tag(&self, tag: &str) {
+    /// Removes every entry carrying `tag` (see [`InsertOptions::tag`]); returns how many.
+    pub fn invalidate_tag(&self, tag: &str) -> usize {
         let mut removals = self.removals();
         for lock in self.inner.shards.iter() {
             lock.write().shard.invalidate_tag(tag, &mut removals);
         }
+        let removed = removals.count(RemovalCause::Tag);
         self.finish(removals);
+        removed as usize
     }
 
     /// Removes every entry.
@@ -424,7 +426,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{MockClock, RemovalCause};
+    use crate::MockClock;
 
     #[derive(Debug, Clone)]
     enum Op {

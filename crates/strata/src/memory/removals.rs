@@ -20,6 +20,11 @@ impl<K, V> Removals<K, V> {
         }
     }
 
+    /// How many removals had `cause`.
+    pub(crate) fn count(&self, cause: RemovalCause) -> u64 {
+        self.counts[cause as usize]
+    }
+
     pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
         self.counts[cause as usize] += 1;
         if self.keep {

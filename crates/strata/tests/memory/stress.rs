@@ -60,7 +60,9 @@ fn concurrent_mixed_operations_keep_every_invariant() {
                         90..95 => {
                             cache.remove(&key);
                         }
-                        95..97 => cache.invalidate_tag(&format!("g{}", key % 8)),
+                        95..97 => {
+                            cache.invalidate_tag(&format!("g{}", key % 8));
+                        }
                         97..99 => clock.advance(Duration::from_millis(1)),
                         _ => {
                             let _ = cache.iter().take(10).count();

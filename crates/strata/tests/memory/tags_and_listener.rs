@@ -22,7 +22,7 @@ fn invalidate_tag_drops_every_entry_carrying_it_across_shards() {
         );
     }
     cache.insert(5000, 5000); // untagged
-    cache.invalidate_tag("user:3");
+    assert_eq!(cache.invalidate_tag("user:3"), 100);
     assert_eq!(cache.len(), 901);
     assert!(
         (0..1000_u32)
@@ -32,10 +32,10 @@ fn invalidate_tag_drops_every_entry_carrying_it_across_shards() {
     assert_eq!(cache.get(&13), None);
     assert_eq!(cache.get(&14), Some(14));
     assert_eq!(cache.stats().removed_tag, 100);
-    cache.invalidate_tag("all-users");
+    assert_eq!(cache.invalidate_tag("all-users"), 900);
     assert_eq!(cache.len(), 1);
     assert_eq!(cache.get(&5000), Some(5000));
-    cache.invalidate_tag("no-such-tag");
+    assert_eq!(cache.invalidate_tag("no-such-tag"), 0);
     assert_eq!(cache.len(), 1);
 }
 

@@ -1,0 +1,108 @@
+//! One client connection: read, parse every complete command, run them, write all replies
+//! at once (pipelining), repeat.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use strata_resp::{Frame, Limits, parse_request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::commands::{Ctx, Session, dispatch, transactions_unwatch};
+use crate::state::{ClientInfo, Shared};
+
+/// Serves `stream` until the client leaves, breaks the protocol, or the server shuts down
+/// (then the commands already received are answered first).
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let id = shared
+        .next_client_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let authenticated = shared.runtime.read().requirepass.is_none();
+    let mut session = Session::new(id, authenticated);
+    shared.clients.lock().insert(
+        id,
+        ClientInfo {
+            addr,
+            name: None,
+            connected: Instant::now(),
+            last_command: "NULL".into(),
+        },
+    );
+    let _ = stream.set_nodelay(true);
+    let mut input = BytesMut::with_capacity(16 << 10);
+    let mut output = Vec::with_capacity(16 << 10);
+    'conn: loop {
+        let limits = Limits {
+            max_bulk_len: shared.runtime.read().max_value_size as usize,
+            authenticated: session.authenticated,
+            ..Limits::default()
+        };
+        let mut close = false;
+        loop {
+            match parse_request(&mut input, &limits) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => {
+                    let mut ctx = Ctx {
+                        shared: &shared,
+                        session: &mut session,
+                    };
+                    let reply = dispatch(&mut ctx, &args);
+                    reply.encode(session.protocol, &mut output);
+                    if let Some(info) = shared.clients.lock().get_mut(&id) {
+                        info.last_command = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+                    }
+                    if session.quit {
+                        close = true;
+                        break;
+                    }
+                    // Authentication changes the limits for what follows.
+                    if session.authenticated != limits.authenticated {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Like Redis: reply with the protocol error, then close.
+                    Frame::error(format!("ERR {e}")).encode(session.protocol, &mut output);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                break;
+            }
+            output.clear();
+        }
+        if close || *shutdown.borrow() {
+            break;
+        }
+        if !input.is_empty() && session.authenticated != limits.authenticated {
+            continue;
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut input) => {
+                match read {
+                    Ok(0) | Err(_) => break 'conn,
+                    Ok(_) => {}
+                }
+            }
+            _ = shutdown.changed() => break 'conn,
+        }
+    }
+    let mut ctx = Ctx {
+        shared: &shared,
+        session: &mut session,
+    };
+    transactions_unwatch(&mut ctx);
+    shared.clients.lock().remove(&id);
+}

@@ -1,0 +1,425 @@
+//! String commands.
+
+use bytes::{Bytes, BytesMut};
+use strata_resp::Frame;
+
+use super::{Ctx, err, int, not_an_integer, syntax_error, write_failed};
+use crate::keyspace::{Entry, KeyGuard, now_ms};
+
+/// Largest string `SETRANGE` and `APPEND` may build (Redis's 512 MB).
+const MAX_STRING: usize = 512 << 20;
+
+fn value_or_null(entry: Option<Entry>) -> Frame {
+    entry.map_or(Frame::Null, |e| Frame::Bulk(e.value))
+}
+
+pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    value_or_null(ctx.shared.keyspace.lookup(&args[1]))
+}
+
+/// A new expiry from `EX`/`PX`/`EXAT`/`PXAT` arguments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expiry {
+    Keep,
+    At(u64),
+    Persist,
+    Unchanged,
+}
+
+/// Parses an expiry option's number for `command`; Redis rejects ≤ 0 and overflow.
+fn expiry(command: &str, option: &[u8], arg: &[u8]) -> Result<Expiry, Frame> {
+    let n = int(arg)?;
+    let invalid = || err(format!("ERR invalid expire time in '{command}' command"));
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let n = n as u64;
+    let at = match option.to_ascii_uppercase().as_slice() {
+        b"EX" => n.checked_mul(1000).and_then(|ms| ms.checked_add(now_ms())),
+        b"PX" => n.checked_add(now_ms()),
+        b"EXAT" => n.checked_mul(1000),
+        b"PXAT" => Some(n),
+        _ => return Err(syntax_error()),
+    };
+    at.filter(|&at| at < i64::MAX as u64)
+        .map(Expiry::At)
+        .ok_or_else(invalid)
+}
+
+pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (mut nx, mut xx, mut get, mut exp) = (false, false, false, Expiry::Unchanged);
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args[i].to_ascii_uppercase();
+        match opt.as_slice() {
+            b"NX" if !xx => nx = true,
+            b"XX" if !nx => xx = true,
+            b"GET" => get = true,
+            b"KEEPTTL" if exp == Expiry::Unchanged => exp = Expiry::Keep,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" if exp == Expiry::Unchanged && i + 1 < args.len() => {
+                exp = match expiry("set", &opt, &args[i + 1]) {
+                    Ok(e) => e,
+                    Err(e) => return e,
+                };
+                i += 1;
+            }
+            _ => return syntax_error(),
+        }
+        i += 1;
+    }
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let old = key.get();
+    if get {
+        count_lookup(ctx, old.is_some());
+    }
+    let reply_old = || {
+        if get {
+            value_or_null(old.clone())
+        } else {
+            Frame::Null
+        }
+    };
+    if (nx && old.is_some()) || (xx && old.is_none()) {
+        return reply_old();
+    }
+    let expires_at = match exp {
+        Expiry::Keep => old.as_ref().and_then(|e| e.expires_at),
+        Expiry::At(at) => Some(at),
+        Expiry::Persist | Expiry::Unchanged => None,
+    };
+    let entry = Entry {
+        expires_at,
+        ..Entry::new(args[2].clone())
+    };
+    match key.set(entry) {
+        Ok(()) if get => reply_old(),
+        Ok(()) => Frame::ok(),
+        Err(e) => write_failed(&e),
+    }
+}
+
+fn count_lookup(ctx: &Ctx<'_>, hit: bool) {
+    let stats = &ctx.shared.keyspace.stats;
+    let counter = if hit { &stats.hits } else { &stats.misses };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[Bytes], option: &[u8], command: &str) -> Frame {
+    let at = match expiry(command, option, &args[2]) {
+        Ok(Expiry::At(at)) => at,
+        Ok(_) => return syntax_error(),
+        Err(e) => return e,
+    };
+    let entry = Entry {
+        expires_at: Some(at),
+        ..Entry::new(args[3].clone())
+    };
+    match ctx.shared.keyspace.lock(&args[1]).set(entry) {
+        Ok(()) => Frame::ok(),
+        Err(e) => write_failed(&e),
+    }
+}
+
+pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    set_with_expiry(ctx, args, b"EX", "setex")
+}
+
+pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    set_with_expiry(ctx, args, b"PX", "psetex")
+}
+
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    if key.get().is_some() {
+        return Frame::Integer(0);
+    }
+    match key.set(Entry::new(args[2].clone())) {
+        Ok(()) => Frame::Integer(1),
+        Err(e) => write_failed(&e),
+    }
+}
+
+pub(crate) fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let old = key.get();
+    count_lookup(ctx, old.is_some());
+    match key.set(Entry::new(args[2].clone())) {
+        Ok(()) => value_or_null(old),
+        Err(e) => write_failed(&e),
+    }
+}
+
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let old = key.get();
+    count_lookup(ctx, old.is_some());
+    if old.is_some() {
+        if let Err(e) = key.remove() {
+            return write_failed(&e);
+        }
+    }
+    value_or_null(old)
+}
+
+pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let exp = match args.len() {
+        2 => Expiry::Unchanged,
+        3 if args[2].eq_ignore_ascii_case(b"PERSIST") => Expiry::Persist,
+        4 => match expiry("getex", &args[2], &args[3]) {
+            Ok(e) => e,
+            Err(e) => return e,
+        },
+        _ => return syntax_error(),
+    };
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let Some(entry) = key.get() else {
+        count_lookup(ctx, false);
+        return Frame::Null;
+    };
+    count_lookup(ctx, true);
+    let expires_at = match exp {
+        Expiry::Unchanged | Expiry::Keep => return Frame::Bulk(entry.value),
+        Expiry::Persist => None,
+        Expiry::At(at) => Some(at),
+    };
+    let value = entry.value.clone();
+    match key.set(Entry {
+        expires_at,
+        ..entry
+    }) {
+        Ok(()) => Frame::Bulk(value),
+        Err(e) => write_failed(&e),
+    }
+}
+
+pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    Frame::Array(
+        args[1..]
+            .iter()
+            .map(|k| value_or_null(ctx.shared.keyspace.lookup(k)))
+            .collect(),
+    )
+}
+
+pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    if args.len() % 2 == 0 {
+        return err("ERR wrong number of arguments for 'mset' command");
+    }
+    for pair in args[1..].chunks(2) {
+        if let Err(e) = ctx
+            .shared
+            .keyspace
+            .lock(&pair[0])
+            .set(Entry::new(pair[1].clone()))
+        {
+            return write_failed(&e);
+        }
+    }
+    Frame::ok()
+}
+
+pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    if args.len() % 2 == 0 {
+        return err("ERR wrong number of arguments for 'msetnx' command");
+    }
+    let keyspace = &ctx.shared.keyspace;
+    if args[1..]
+        .chunks(2)
+        .any(|pair| keyspace.peek(&pair[0]).is_some())
+    {
+        return Frame::Integer(0);
+    }
+    for pair in args[1..].chunks(2) {
+        if let Err(e) = keyspace.lock(&pair[0]).set(Entry::new(pair[1].clone())) {
+            return write_failed(&e);
+        }
+    }
+    Frame::Integer(1)
+}
+
+/// Replaces the value of a locked key, keeping its expiry and tags.
+fn replace_value(key: &KeyGuard<'_>, old: Option<Entry>, value: Bytes) -> Result<(), Frame> {
+    let entry = match old {
+        Some(old) => Entry { value, ..old },
+        None => Entry::new(value),
+    };
+    key.set(entry).map_err(|e| write_failed(&e))
+}
+
+pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let old = key.get();
+    let current = old.as_ref().map_or(&[][..], |e| &e.value[..]);
+    if current.len() + args[2].len() > MAX_STRING {
+        return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let mut value = BytesMut::with_capacity(current.len() + args[2].len());
+    value.extend_from_slice(current);
+    value.extend_from_slice(&args[2]);
+    let len = value.len();
+    match replace_value(&key, old, value.freeze()) {
+        Ok(()) => Frame::Integer(len as i64),
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    Frame::Integer(
+        ctx.shared
+            .keyspace
+            .peek(&args[1])
+            .map_or(0, |e| e.value.len() as i64),
+    )
+}
+
+pub(crate) fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let (start, end) = match (int(&args[2]), int(&args[3])) {
+        (Ok(s), Ok(e)) => (s, e),
+        _ => return not_an_integer(),
+    };
+    let Some(entry) = ctx.shared.keyspace.lookup(&args[1]) else {
+        return Frame::bulk(Bytes::new());
+    };
+    let len = entry.value.len() as i64;
+    if len == 0 || (start < 0 && end < 0 && start > end) {
+        return Frame::bulk(Bytes::new());
+    }
+    let fix = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (fix(start), fix(end).min(len - 1));
+    if start > end || start >= len {
+        return Frame::bulk(Bytes::new());
+    }
+    Frame::Bulk(entry.value.slice(start as usize..=end as usize))
+}
+
+pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let offset = match int(&args[2]) {
+        Ok(o) if o >= 0 => o as usize,
+        Ok(_) => return err("ERR offset is out of range"),
+        Err(e) => return e,
+    };
+    let patch = &args[3];
+    if offset + patch.len() > MAX_STRING {
+        return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let old = key.get();
+    let current = old.as_ref().map_or(&[][..], |e| &e.value[..]);
+    if patch.is_empty() {
+        return Frame::Integer(current.len() as i64);
+    }
+    let mut value = BytesMut::from(current);
+    if value.len() < offset + patch.len() {
+        value.resize(offset + patch.len(), 0);
+    }
+    value[offset..offset + patch.len()].copy_from_slice(patch);
+    let len = value.len();
+    match replace_value(&key, old, value.freeze()) {
+        Ok(()) => Frame::Integer(len as i64),
+        Err(e) => e,
+    }
+}
+
+fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Frame {
+    let key = ctx.shared.keyspace.lock(key);
+    let old = key.get();
+    let current = match &old {
+        None => 0,
+        Some(e) => match int(&e.value) {
+            Ok(n) if e.value.len() <= 20 => n,
+            _ => return not_an_integer(),
+        },
+    };
+    let Some(new) = current.checked_add(by) else {
+        return err("ERR increment or decrement would overflow");
+    };
+    match replace_value(&key, old, Bytes::from(new.to_string())) {
+        Ok(()) => Frame::Integer(new),
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    add(ctx, &args[1], 1)
+}
+
+pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    add(ctx, &args[1], -1)
+}
+
+pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    match int(&args[2]) {
+        Ok(by) => add(ctx, &args[1], by),
+        Err(e) => e,
+    }
+}
+
+pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    match int(&args[2]) {
+        Ok(by) if by != i64::MIN => add(ctx, &args[1], -by),
+        Ok(_) => err("ERR decrement would overflow"),
+        Err(e) => e,
+    }
+}
+
+fn float(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty() || text.trim() != text {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|f| !f.is_nan())
+}
+
+pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+    let Some(by) = float(&args[2]) else {
+        return err("ERR value is not a valid float");
+    };
+    let key = ctx.shared.keyspace.lock(&args[1]);
+    let old = key.get();
+    let current = match &old {
+        None => 0.0,
+        Some(e) => match float(&e.value) {
+            Some(f) => f,
+            None => return err("ERR value is not a valid float"),
+        },
+    };
+    let new = current + by;
+    if !new.is_finite() {
+        return err("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(format_float(new));
+    match replace_value(&key, old, text.clone()) {
+        Ok(()) => Frame::Bulk(text),
+        Err(e) => e,
+    }
+}
+
+/// Like Redis: 17 significant digits, trailing zeros (and a trailing point) removed, no
+/// exponent.
+fn format_float(f: f64) -> String {
+    let text = format!("{f:.17}");
+    let digits_before_point = text.trim_start_matches('-').find('.').unwrap_or(text.len());
+    let keep = 17usize.saturating_sub(digits_before_point);
+    let rounded = format!("{f:.keep$}");
+    if rounded.contains('.') {
+        rounded
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        rounded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_print_like_redis() {
+        assert_eq!(format_float(10.5), "10.5");
+        assert_eq!(format_float(5000.0), "5000");
+        assert_eq!(format_float(-0.25), "-0.25");
+        assert_eq!(format_float(3.0e15), "3000000000000000");
+    }
+}

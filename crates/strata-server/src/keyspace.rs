@@ -261,7 +261,7 @@ impl Keyspace {
     fn disk_error(&self, error: &strata::Error) {
         let n = self.stats.disk_errors.fetch_add(1, Ordering::Relaxed);
         // Logged at most once per 1000 errors: a failing disk must not flood the log.
-        if n % 1000 == 0 {
+        if n.is_multiple_of(1000) {
             tracing::warn!(%error, errors = n + 1, "disk tier error; serving from memory");
         }
     }
@@ -317,7 +317,8 @@ impl KeyGuard<'_> {
     /// The live entry (promoting it from disk into memory), not counted.
     pub(crate) fn get(&self) -> Option<Entry> {
         let now = now_ms();
-        if let Some(entry) = self.ks.memory.get(&self.key).filter(|e| !e.expired(now)) {
+        // Not counted: the caller's lookup (if any) counted its miss already.
+        if let Some(entry) = self.ks.memory.peek(&self.key).filter(|e| !e.expired(now)) {
             return Some(entry);
         }
         let disk = self.ks.disk.as_ref()?;

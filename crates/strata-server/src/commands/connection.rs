@@ -104,10 +104,10 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
              select the RESP protocol version at the same time",
         );
     }
-    if let Some(name) = name {
-        if let Err(e) = set_name(ctx, &name) {
-            return e;
-        }
+    if let Some(name) = name
+        && let Err(e) = set_name(ctx, &name)
+    {
+        return e;
     }
     ctx.session.protocol = protocol;
     Frame::Map(vec![

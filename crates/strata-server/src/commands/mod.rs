@@ -267,11 +267,11 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             command.name
         ));
     }
-    if let Some(queue) = &mut ctx.session.multi {
-        if !MULTI_CONTROL.contains(&command.name) {
-            queue.push((index, args.to_vec()));
-            return Frame::simple("QUEUED");
-        }
+    if let Some(queue) = &mut ctx.session.multi
+        && !MULTI_CONTROL.contains(&command.name)
+    {
+        queue.push((index, args.to_vec()));
+        return Frame::simple("QUEUED");
     }
     let start = Instant::now();
     let reply = {

@@ -20,12 +20,11 @@ pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    if let Some(mode) = args.get(1) {
-        if !(mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC"))
-            || args.len() > 2
-        {
-            return syntax_error();
-        }
+    if let Some(mode) = args.get(1)
+        && (!(mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC"))
+            || args.len() > 2)
+    {
+        return syntax_error();
     }
     match ctx.shared.keyspace.clear() {
         Ok(()) => Frame::ok(),
@@ -263,7 +262,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             }
             Frame::Map(pairs)
         }
-        b"SET" if args.len() >= 4 && args.len() % 2 == 0 => {
+        b"SET" if args.len() >= 4 && args.len().is_multiple_of(2) => {
             for pair in args[2..].chunks(2) {
                 if let Err(e) = config_set(ctx.shared, &pair[0], &pair[1]) {
                     return e;

@@ -153,10 +153,10 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = ctx.shared.keyspace.lock(&args[1]);
     let old = key.get();
     count_lookup(ctx, old.is_some());
-    if old.is_some() {
-        if let Err(e) = key.remove() {
-            return write_failed(&e);
-        }
+    if old.is_some()
+        && let Err(e) = key.remove()
+    {
+        return write_failed(&e);
     }
     value_or_null(old)
 }
@@ -202,7 +202,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'mset' command");
     }
     for pair in args[1..].chunks(2) {
@@ -219,7 +219,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'msetnx' command");
     }
     let keyspace = &ctx.shared.keyspace;

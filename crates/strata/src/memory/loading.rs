@@ -15,8 +15,16 @@ where
     V: Clone,
     S: BuildHasher + Clone,
 {
-    /// Like `get` but not counted in the statistics (a second look after a counted miss).
-    fn peek<Q>(&self, key: &Q) -> Option<V>
+    /// Like [`get`](Self::get), but not counted in the statistics: for a second look after a
+    /// counted miss (a tier below re-checking under its own lock, a coalesced load).
+    ///
+    /// ```
+    /// let cache = strata::Cache::new(10);
+    /// cache.insert(1, "one");
+    /// assert_eq!(cache.peek(&1), Some("one"));
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,

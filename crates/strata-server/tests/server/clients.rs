@@ -1,0 +1,132 @@
+//! Real clients: `redis-cli` (RESP2 and RESP3) and `redis-py` (RESP2 and RESP3, pipelines,
+//! transactions).
+
+use std::process::Command;
+
+use crate::{Server, cli};
+
+#[test]
+fn redis_cli_resp2_and_resp3() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let p = server.port;
+    assert_eq!(cli(p, &["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(p, &["GET", "greeting"]), "hello world");
+    assert_eq!(cli(p, &["STRLEN", "greeting"]), "11");
+    assert_eq!(cli(p, &["MSET", "a", "1", "b", "2"]), "OK");
+    assert_eq!(cli(p, &["MGET", "a", "b", "nope"]), "1\n2");
+    assert_eq!(cli(p, &["INCRBY", "a", "41"]), "42");
+    assert_eq!(cli(p, &["EXPIRE", "a", "100"]), "1");
+    assert_eq!(cli(p, &["TTL", "a"]), "100");
+    let keys = cli(p, &["KEYS", "*"]);
+    let mut keys: Vec<&str> = keys.lines().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a", "b", "greeting"]);
+    assert_eq!(cli(p, &["DBSIZE"]), "3");
+    assert!(cli(p, &["INFO", "stats"]).contains("keyspace_hits:"));
+    // RESP3: redis-cli -3 prints typed replies.
+    assert_eq!(cli(p, &["-3", "--no-raw", "GET", "nope"]), "(nil)");
+    assert!(cli(p, &["-3", "--no-raw", "HELLO", "3"]).contains("proto => (integer) 3"));
+    assert_eq!(cli(p, &["-3", "INCRBYFLOAT", "f", "1.5"]), "1.5");
+    // Strata's own commands: tags.
+    assert_eq!(cli(p, &["SET", "page:/u/42", "<html>"]), "OK");
+    assert_eq!(cli(p, &["SET", "feed:42", "[...]"]), "OK");
+    assert_eq!(cli(p, &["STRATA.TAG", "page:/u/42", "user:42"]), "1");
+    assert_eq!(cli(p, &["STRATA.TAG", "feed:42", "user:42"]), "1");
+    assert_eq!(cli(p, &["STRATA.TAG", "missing", "user:42"]), "0");
+    assert_eq!(cli(p, &["STRATA.INVALIDATE", "user:42"]), "2");
+    assert_eq!(cli(p, &["EXISTS", "page:/u/42", "feed:42"]), "0");
+    // Inline commands (what telnet and `redis-cli` without args send are RESP arrays; this is
+    // the inline form).
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf 'PING\\r\\n' | redis-cli -p {p}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG");
+}
+
+const REDIS_PY: &str = r#"
+import sys, redis
+port, protocol = int(sys.argv[1]), int(sys.argv[2])
+r = redis.Redis(port=port, protocol=protocol, decode_responses=True)
+assert r.ping()
+r.flushall()
+assert r.set("k", "v", ex=100)
+assert r.get("k") == "v"
+assert 95 <= r.ttl("k") <= 100
+assert r.set("k", "w", nx=True) is None
+assert r.set("k", "w", xx=True, get=True) == "v"
+assert r.incr("counter") == 1 and r.incrby("counter", 5) == 6 and r.decr("counter") == 5
+assert abs(r.incrbyfloat("f", 2.5) - 2.5) < 1e-9
+assert r.mset({"a": "1", "b": "2"}) and r.mget("a", "b", "zz") == ["1", "2", None]
+assert r.append("a", "0") == 2 and r.getrange("a", 0, 0) == "1"
+assert r.exists("a", "b", "zz") == 2
+assert r.expire("b", 50) and r.persist("b") and r.ttl("b") == -1
+assert r.rename("b", "b2") and r.get("b2") == "2"
+assert r.getdel("b2") == "2" and r.get("b2") is None
+assert r.getex("k", px=50000) == "w" and r.pttl("k") > 0
+assert r.type("k") == "string"
+assert set(r.keys("*")) == {"k", "counter", "f", "a"}
+assert set(r.scan_iter(match="*", count=2)) == {"k", "counter", "f", "a"}
+assert r.dbsize() == 4
+# Pipelines, with and without a transaction.
+with r.pipeline(transaction=False) as p:
+    for i in range(200):
+        p.set(f"p{i}", i)
+    p.get("p7")
+    assert p.execute()[-1] == "7"
+with r.pipeline(transaction=True) as p:
+    p.incr("counter").incr("counter").get("counter")
+    assert p.execute() == [6, 7, "7"]
+# Optimistic locking: a conflicting write aborts the transaction.
+other = redis.Redis(port=port, protocol=protocol, decode_responses=True)
+with r.pipeline() as p:
+    p.watch("counter")
+    other.set("counter", 100)
+    p.multi()
+    p.set("counter", 0)
+    try:
+        p.execute()
+        raise AssertionError("EXEC should have been aborted")
+    except redis.WatchError:
+        pass
+assert r.get("counter") == "100"
+# Errors surface as Python exceptions with Redis's messages.
+try:
+    r.incr("k")
+    raise AssertionError("INCR on a string should fail")
+except redis.ResponseError as e:
+    assert "not an integer" in str(e)
+info = r.info()
+assert info["redis_version"] and "keyspace_hits" in info
+assert r.config_get("maxclients") == {"maxclients": "10000"}
+assert r.client_setname("tester") and r.client_getname() == "tester"
+assert r.client_id() > 0
+assert r.time()[0] > 1_700_000_000
+r.flushdb()
+assert r.dbsize() == 0
+print("ok", protocol)
+"#;
+
+#[test]
+fn redis_py_resp2_and_resp3() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for protocol in ["2", "3"] {
+        let out = Command::new("python3")
+            .args(["-c", REDIS_PY, &server.port.to_string(), protocol])
+            .output()
+            .expect("python3 must be installed");
+        assert!(
+            out.status.success(),
+            "redis-py (protocol {protocol}) failed (pip install redis):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("ok {protocol}")
+        );
+    }
+}

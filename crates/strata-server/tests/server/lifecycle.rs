@@ -1,0 +1,171 @@
+//! Restarts (SIGTERM and kill -9), graceful shutdown, client limits and metrics.
+
+use crate::{Server, cli, free_port};
+
+fn fill(port: u16, n: usize) {
+    let mut c = crate::Conn::new(port);
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let (k, v) = (format!("key:{i}"), format!("value:{i}"));
+        wire.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
+                k.len(),
+                v.len()
+            )
+            .as_bytes(),
+        );
+        expected.extend_from_slice(b"+OK\r\n");
+    }
+    c.send(&wire);
+    c.expect(&expected);
+}
+
+fn check(port: u16, n: usize, dbsize: usize) {
+    for i in (0..n).step_by(97) {
+        assert_eq!(
+            cli(port, &["GET", &format!("key:{i}")]),
+            format!("value:{i}"),
+            "key:{i}"
+        );
+    }
+    assert_eq!(cli(port, &["DBSIZE"]), dbsize.to_string());
+}
+
+#[test]
+fn keys_survive_a_sigterm_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    fill(server.port, 3000);
+    assert_eq!(
+        cli(server.port, &["SET", "ttl-key", "x", "EX", "1000"]),
+        "OK"
+    );
+    let status = server.stop("TERM");
+    assert!(status.success(), "SIGTERM exit: {status:?}");
+    let server = Server::start(dir.path(), &[]);
+    check(server.port, 3000, 3001);
+    let ttl: i64 = cli(server.port, &["TTL", "ttl-key"]).parse().unwrap();
+    assert!(
+        (990..=1000).contains(&ttl),
+        "TTL kept across the restart: {ttl}"
+    );
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_with_fsync_always() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--fsync", "always"]);
+    fill(server.port, 2000);
+    assert_eq!(cli(server.port, &["DEL", "key:0"]), "1");
+    server.stop("KILL");
+    let server = Server::start(dir.path(), &["--fsync", "always"]);
+    assert_eq!(
+        cli(server.port, &["GET", "key:0"]),
+        "",
+        "a deleted key stays deleted"
+    );
+    for i in (1..2000).step_by(97) {
+        assert_eq!(
+            cli(server.port, &["GET", &format!("key:{i}")]),
+            format!("value:{i}")
+        );
+    }
+}
+
+#[test]
+fn kill_9_under_the_default_policy_loses_at_most_the_last_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    fill(server.port, 1000);
+    // The default policy syncs every second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.stop("KILL");
+    let server = Server::start(dir.path(), &[]);
+    check(server.port, 1000, 1000);
+}
+
+#[test]
+fn a_second_server_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = Server::start(dir.path(), &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("in use by another Strata store"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn memory_evictions_spill_to_disk_not_to_oblivion() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 MiB of memory tier for ~5 MiB of values: most reads come back from disk.
+    let server = Server::start(dir.path(), &["--maxmemory", "1mb"]);
+    let value = "x".repeat(1000);
+    let mut c = server.connect();
+    for i in 0..5000 {
+        c.roundtrip(&["SET", &format!("big:{i}"), &value], b"+OK\r\n");
+    }
+    for i in (0..5000).step_by(250) {
+        c.roundtrip(&["STRLEN", &format!("big:{i}")], b":1000\r\n");
+    }
+    let info = cli(server.port, &["INFO", "strata"]);
+    let disk_hits: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("disk_tier_hits:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(disk_hits > 0, "{info}");
+}
+
+#[test]
+fn maxclients_refuses_the_extra_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--maxclients", "2"]);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.roundtrip(&["PING"], b"+PONG\r\n");
+    b.roundtrip(&["PING"], b"+PONG\r\n");
+    let mut c = server.connect();
+    c.expect(b"-ERR max number of clients reached\r\n");
+    assert!(c.closed());
+    drop(a);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut d = server.connect();
+    d.roundtrip(&["PING"], b"+PONG\r\n");
+}
+
+#[test]
+fn prometheus_metrics_count_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let server = Server::start(dir.path(), &["--metrics-bind", &bind]);
+    cli(server.port, &["SET", "a", "1"]);
+    cli(server.port, &["GET", "a"]);
+    cli(server.port, &["GET", "missing"]);
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut http, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut http, &mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    assert!(body.contains("strata_keyspace_hits_total 1\n"), "{body}");
+    assert!(body.contains("strata_keyspace_misses_total 1\n"), "{body}");
+    assert!(
+        body.contains("strata_commands_total{command=\"set\"} 1\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("strata_command_duration_seconds_bucket{le=\"+Inf\"}"),
+        "{body}"
+    );
+    assert!(body.contains("strata_resident_memory_bytes"), "{body}");
+    assert!(body.contains("strata_tier_bytes{tier=\"disk\"}"), "{body}");
+}

@@ -79,7 +79,7 @@ impl Frame {
         match self {
             Frame::Simple(s) => line(out, b'+', clean(s).as_bytes()),
             Frame::Error(e) => line(out, b'-', clean(e).as_bytes()),
-            Frame::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+            Frame::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
             Frame::Bulk(b) => bulk(out, b'$', b),
             Frame::Null if resp3 => out.extend_from_slice(b"_\r\n"),
             Frame::Null => out.extend_from_slice(b"$-1\r\n"),
@@ -141,7 +141,7 @@ fn line(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
 }
 
 fn header(out: &mut Vec<u8>, kind: u8, len: usize) {
-    line(out, kind, len.to_string().as_bytes());
+    line(out, kind, itoa::Buffer::new().format(len).as_bytes());
 }
 
 fn bulk(out: &mut Vec<u8>, kind: u8, body: &[u8]) {

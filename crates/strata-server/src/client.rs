@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -26,16 +27,14 @@ pub(crate) async fn serve(
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let authenticated = shared.runtime.read().requirepass.is_none();
-    let mut session = Session::new(id, authenticated);
-    shared.clients.lock().insert(
-        id,
-        ClientInfo {
-            addr,
-            name: None,
-            connected: Instant::now(),
-            last_command: "NULL".into(),
-        },
-    );
+    let info = Arc::new(ClientInfo {
+        addr,
+        name: parking_lot::Mutex::new(None),
+        connected: Instant::now(),
+        last_command: AtomicUsize::new(usize::MAX),
+    });
+    shared.clients.lock().insert(id, info.clone());
+    let mut session = Session::new(id, authenticated, info);
     let _ = stream.set_nodelay(true);
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = Vec::with_capacity(16 << 10);
@@ -56,9 +55,6 @@ pub(crate) async fn serve(
                     };
                     let reply = dispatch(&mut ctx, &args);
                     reply.encode(session.protocol, &mut output);
-                    if let Some(info) = shared.clients.lock().get_mut(&id) {
-                        info.last_command = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-                    }
                     if session.quit {
                         close = true;
                         break;
@@ -77,6 +73,7 @@ pub(crate) async fn serve(
                 }
             }
         }
+        shared.stats.absorb(&mut session.stats);
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 break;

@@ -16,6 +16,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strata::{Cache, DiskStore, InsertOptions, Tag};
 
+use crate::state::{StripedCounter, stripe};
+
 /// Per-entry memory beyond key and value: slot, hash table, `Bytes` headers, expiry.
 const ENTRY_OVERHEAD: usize = 96;
 const STRIPES: usize = 256;
@@ -40,6 +42,11 @@ impl Entry {
 
     fn expired(&self, now: u64) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// [`expired`](Self::expired), reading the clock only for an entry that can expire.
+    fn expired_now(&self) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms())
     }
 
     /// Disk encoding: expiry (u64, 0 for none), tag count (u16), tags (u16 length + bytes),
@@ -103,10 +110,35 @@ pub(crate) enum WriteError {
 /// Counters Redis reports in `INFO stats`.
 #[derive(Debug, Default)]
 pub(crate) struct KeyspaceStats {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
+    pub(crate) hits: StripedCounter,
+    pub(crate) misses: StripedCounter,
     pub(crate) disk_errors: AtomicU64,
 }
+
+/// A reader-writer lock whose readers spread over 16 cache-padded locks by thread, so
+/// single-key commands on different threads do not bounce one lock's cache line; a writer
+/// takes all 16 in order.
+struct StripedRwLock(Box<[crossbeam_utils::CachePadded<RwLock<()>>]>);
+
+impl StripedRwLock {
+    fn new() -> Self {
+        Self(
+            (0..16)
+                .map(|_| crossbeam_utils::CachePadded::new(RwLock::new(())))
+                .collect(),
+        )
+    }
+}
+
+/// Shared access to the keyspace (see [`Keyspace::shared`]).
+pub(crate) struct SharedGuard<'a>(
+    #[expect(dead_code, reason = "held for its Drop")] RwLockReadGuard<'a, ()>,
+);
+
+/// Exclusive access to the keyspace (see [`Keyspace::exclusive`]).
+pub(crate) struct ExclusiveGuard<'a>(
+    #[expect(dead_code, reason = "held for its Drop")] Vec<RwLockWriteGuard<'a, ()>>,
+);
 
 /// Clients watching keys (`WATCH`): a write to a watched key marks them.
 #[derive(Default)]
@@ -120,7 +152,7 @@ pub(crate) struct Keyspace {
     hasher: std::hash::RandomState,
     disk: Option<DiskStore>,
     stripes: Box<[Mutex<()>]>,
-    global: RwLock<()>,
+    global: StripedRwLock,
     watches: Watches,
     pub(crate) stats: KeyspaceStats,
 }
@@ -150,20 +182,20 @@ impl Keyspace {
             hasher: std::hash::RandomState::new(),
             disk,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            global: RwLock::new(()),
+            global: StripedRwLock::new(),
             watches: Watches::default(),
             stats: KeyspaceStats::default(),
         })
     }
 
     /// Shared access, for a command on one key.
-    pub(crate) fn shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.global.read()
+    pub(crate) fn shared(&self) -> SharedGuard<'_> {
+        SharedGuard(self.global.0[stripe() % self.global.0.len()].read())
     }
 
     /// Exclusive access, for a command on several keys or a transaction.
-    pub(crate) fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.global.write()
+    pub(crate) fn exclusive(&self) -> ExclusiveGuard<'_> {
+        ExclusiveGuard(self.global.0.iter().map(|lock| lock.write()).collect())
     }
 
     pub(crate) fn lock(&self, key: &Bytes) -> KeyGuard<'_> {
@@ -183,13 +215,13 @@ impl Keyspace {
         } else {
             &self.stats.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add(1);
         found
     }
 
     /// The live entry for `key`, not counted.
     pub(crate) fn peek(&self, key: &Bytes) -> Option<Entry> {
-        if let Some(entry) = self.memory.get(key).filter(|e| !e.expired(now_ms())) {
+        if let Some(entry) = self.memory.get(key).filter(|e| !e.expired_now()) {
             return Some(entry);
         }
         self.disk.as_ref()?;
@@ -330,9 +362,10 @@ impl KeyGuard<'_> {
             }
         };
         let entry = Entry::decode(bytes).filter(|e| !e.expired(now))?;
+        let key = Bytes::copy_from_slice(&self.key);
         self.ks
             .memory
-            .insert_with(self.key.clone(), entry.clone(), &entry.options(now));
+            .insert_with(key, entry.clone(), &entry.options(now));
         Some(entry)
     }
 
@@ -343,13 +376,18 @@ impl KeyGuard<'_> {
             self.remove()?;
             return Ok(());
         }
+        // Own the bytes: a parsed request's arguments are slices of the connection's read
+        // buffer, and a stored slice would keep all of that buffer alive.
+        let entry = Entry {
+            value: Bytes::copy_from_slice(&entry.value),
+            ..entry
+        };
         let options = entry.options(now);
         if let Some(disk) = &self.ks.disk {
             disk.insert_with(&self.key, &entry.encode(), &options)?;
         }
-        self.ks
-            .memory
-            .insert_with(self.key.clone(), entry, &options);
+        let key = Bytes::copy_from_slice(&self.key);
+        self.ks.memory.insert_with(key, entry, &options);
         self.ks.touch(&self.key);
         Ok(())
     }

@@ -74,13 +74,13 @@ pub(crate) fn render(s: &Shared) -> String {
         "strata_keyspace_hits_total",
         "counter",
         "Lookups of keys that existed.",
-        &one(ks.stats.hits.load(Ordering::Relaxed)),
+        &one(ks.stats.hits.get()),
     );
     metric(
         "strata_keyspace_misses_total",
         "counter",
         "Lookups of keys that did not exist.",
-        &one(ks.stats.misses.load(Ordering::Relaxed)),
+        &one(ks.stats.misses.get()),
     );
     let mut tier_hits = vec![("{tier=\"memory\"}".to_string(), memory.hits as f64)];
     let mut tier_misses = vec![("{tier=\"memory\"}".to_string(), memory.misses as f64)];

@@ -55,7 +55,8 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves clients until `stop` resolves (see [`run`]).
+    /// Serves clients until `stop` resolves; then stops accepting, lets the clients finish
+    /// the commands they sent (up to 10 s), and syncs the disk tier.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         run(self.shared, self.listener, self.metrics, stop).await;
     }

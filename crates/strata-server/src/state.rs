@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -56,19 +57,29 @@ impl ServerStats {
         }
     }
 
-    pub(crate) fn record(&self, command: usize, took: Duration) {
-        let us = took.as_micros() as u64;
-        self.commands_processed.fetch_add(1, Ordering::Relaxed);
-        if let Some(stat) = self.per_command.get(command) {
-            stat.calls.fetch_add(1, Ordering::Relaxed);
-            stat.usec.fetch_add(us, Ordering::Relaxed);
+    /// Adds a connection's batch of counts (connections flush after each batch of commands,
+    /// so the shared counters are touched once per batch, not once per command).
+    pub(crate) fn absorb(&self, local: &mut LocalStats) {
+        if local.commands == 0 {
+            return;
         }
-        let bucket = LATENCY_BUCKETS_US
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
-        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.commands_processed
+            .fetch_add(local.commands, Ordering::Relaxed);
+        for &command in &local.touched {
+            let (calls, usec) = std::mem::take(&mut local.per_command[command]);
+            let stat = &self.per_command[command];
+            stat.calls.fetch_add(calls, Ordering::Relaxed);
+            stat.usec.fetch_add(usec, Ordering::Relaxed);
+        }
+        for (shared, local) in self.latency_buckets.iter().zip(&mut local.buckets) {
+            if *local > 0 {
+                shared.fetch_add(std::mem::take(local), Ordering::Relaxed);
+            }
+        }
+        self.latency_sum_us
+            .fetch_add(std::mem::take(&mut local.sum_us), Ordering::Relaxed);
+        local.touched.clear();
+        local.commands = 0;
     }
 
     pub(crate) fn reset(&self) {
@@ -82,13 +93,79 @@ impl ServerStats {
     }
 }
 
+/// A connection's counts since its last [`ServerStats::absorb`].
+#[derive(Debug)]
+pub(crate) struct LocalStats {
+    commands: u64,
+    /// (calls, µs) per command.
+    per_command: Vec<(u64, u64)>,
+    touched: Vec<usize>,
+    buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
+    sum_us: u64,
+}
+
+impl Default for LocalStats {
+    fn default() -> Self {
+        Self {
+            commands: 0,
+            per_command: vec![(0, 0); COMMANDS.len()],
+            touched: Vec::new(),
+            buckets: [0; LATENCY_BUCKETS_US.len() + 1],
+            sum_us: 0,
+        }
+    }
+}
+
+impl LocalStats {
+    pub(crate) fn record(&mut self, command: usize, took: Duration) {
+        let us = took.as_micros() as u64;
+        self.commands += 1;
+        let slot = &mut self.per_command[command];
+        if slot.0 == 0 {
+            self.touched.push(command);
+        }
+        slot.0 += 1;
+        slot.1 += us;
+        let bucket = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[bucket] += 1;
+        self.sum_us += us;
+    }
+}
+
 /// One connected client, as `CLIENT LIST` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ClientInfo {
     pub(crate) addr: SocketAddr,
-    pub(crate) name: Option<String>,
+    pub(crate) name: Mutex<Option<String>>,
     pub(crate) connected: Instant,
-    pub(crate) last_command: String,
+    /// The table index of its last command (`usize::MAX` before the first).
+    pub(crate) last_command: AtomicUsize,
+}
+
+/// This thread's stripe, for striped locks and counters.
+pub(crate) fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.with(|s| *s)
+}
+
+/// A counter striped by thread: increments touch this thread's cache line only.
+#[derive(Debug, Default)]
+pub(crate) struct StripedCounter([crossbeam_utils::CachePadded<AtomicU64>; 16]);
+
+impl StripedCounter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0[stripe() % 16].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
 }
 
 pub(crate) struct Shared {
@@ -96,7 +173,7 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) runtime: RwLock<Runtime>,
     pub(crate) stats: ServerStats,
-    pub(crate) clients: Mutex<BTreeMap<u64, ClientInfo>>,
+    pub(crate) clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
     pub(crate) next_client_id: AtomicU64,
     pub(crate) started: Instant,
     /// The port actually listened on (`--port 0` picks one).

@@ -143,9 +143,7 @@ fn set_name(ctx: &mut Ctx<'_>, name: &[u8]) -> Result<(), Frame> {
     }
     let name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
     ctx.session.name = name.clone();
-    if let Some(info) = ctx.shared.clients.lock().get_mut(&ctx.session.id) {
-        info.name = name;
-    }
+    *ctx.session.info.name.lock() = name;
     Ok(())
 }
 
@@ -155,9 +153,11 @@ fn client_line(id: u64, info: &crate::state::ClientInfo, now: Instant) -> String
          qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default \
          redir=-1 resp=2",
         info.addr,
-        info.name.as_deref().unwrap_or(""),
+        info.name.lock().as_deref().unwrap_or(""),
         now.duration_since(info.connected).as_secs(),
-        info.last_command,
+        COMMANDS
+            .get(info.last_command.load(std::sync::atomic::Ordering::Relaxed))
+            .map_or("NULL", |c| c.name),
     )
 }
 

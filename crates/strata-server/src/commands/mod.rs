@@ -9,7 +9,7 @@ mod strings;
 mod transactions;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use bytes::Bytes;
 use strata_resp::{Frame, Protocol};
 
 use crate::keyspace::WriteError;
-use crate::state::Shared;
+use crate::state::{ClientInfo, LocalStats, Shared};
 
 /// A connection's state.
 #[derive(Debug)]
@@ -35,11 +35,17 @@ pub(crate) struct Session {
     pub(crate) dirty: Arc<AtomicBool>,
     /// Close after replying (`QUIT`).
     pub(crate) quit: bool,
+    /// What `CLIENT LIST` shows of this client.
+    pub(crate) info: Arc<ClientInfo>,
+    /// Counts not yet added to the server's.
+    pub(crate) stats: LocalStats,
 }
 
 impl Session {
-    pub(crate) fn new(id: u64, authenticated: bool) -> Self {
+    pub(crate) fn new(id: u64, authenticated: bool, info: Arc<ClientInfo>) -> Self {
         Self {
+            info,
+            stats: LocalStats::default(),
             id,
             protocol: Protocol::Resp2,
             authenticated,
@@ -206,8 +212,12 @@ static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
 
 /// The table index of a command name (any case).
 pub(crate) fn lookup(name: &[u8]) -> Option<usize> {
-    let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
-    BY_NAME.get(lower.as_str()).copied()
+    let mut lower = [0u8; 32];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, c) in lower.iter_mut().zip(name) {
+        *l = c.to_ascii_lowercase();
+    }
+    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
 }
 
 /// Commands that run at once inside `MULTI` instead of being queued.
@@ -273,6 +283,10 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         queue.push((index, args.to_vec()));
         return Frame::simple("QUEUED");
     }
+    ctx.session
+        .info
+        .last_command
+        .store(index, Ordering::Relaxed);
     let start = Instant::now();
     let reply = {
         let keyspace = &ctx.shared.keyspace;
@@ -283,7 +297,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         };
         (command.run)(ctx, args)
     };
-    ctx.shared.stats.record(index, start.elapsed());
+    ctx.session.stats.record(index, start.elapsed());
     reply
 }
 
@@ -291,14 +305,15 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 pub(crate) fn run_queued(ctx: &mut Ctx<'_>, index: usize, args: &[Bytes]) -> Frame {
     let start = Instant::now();
     let reply = (COMMANDS[index].run)(ctx, args);
-    ctx.shared.stats.record(index, start.elapsed());
+    ctx.session.stats.record(index, start.elapsed());
     reply
 }
 
+/// The keyspace lock a command holds while it runs.
 enum Guard<'a> {
-    Shared(#[expect(dead_code, reason = "held for its Drop")] parking_lot::RwLockReadGuard<'a, ()>),
+    Shared(#[expect(dead_code, reason = "held for its Drop")] crate::keyspace::SharedGuard<'a>),
     Exclusive(
-        #[expect(dead_code, reason = "held for its Drop")] parking_lot::RwLockWriteGuard<'a, ()>,
+        #[expect(dead_code, reason = "held for its Drop")] crate::keyspace::ExclusiveGuard<'a>,
     ),
     None,
 }

@@ -101,8 +101,8 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             s.keyspace
                 .disk()
                 .map_or(memory.evicted_size, |d| d.stats().evictions),
-            ks.hits.load(Ordering::Relaxed),
-            ks.misses.load(Ordering::Relaxed),
+            ks.hits.get(),
+            ks.misses.get(),
             ks.disk_errors.load(Ordering::Relaxed),
         );
     }

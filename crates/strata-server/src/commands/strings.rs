@@ -101,7 +101,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn count_lookup(ctx: &Ctx<'_>, hit: bool) {
     let stats = &ctx.shared.keyspace.stats;
     let counter = if hit { &stats.hits } else { &stats.misses };
-    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    counter.add(1);
 }
 
 fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[Bytes], option: &[u8], command: &str) -> Frame {

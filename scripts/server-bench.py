@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Strata's server against redis-server, same machine, same run: redis-benchmark SET/GET at
+-P 1 and -P 16, then memory per key after loading 1M keys. Prints a Markdown table.
+
+    cargo build --release -p strata-server
+    python3 scripts/server-bench.py [--rounds 3] [--requests 500000]
+
+redis-server runs with no persistence (--save "" --appendonly no). Strata runs twice: with its
+disk tier (the default: every write also goes to disk, synced every second) and with
+--no-disk (memory only, like the Redis it is compared with).
+"""
+import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STRATA = os.path.join(ROOT, "target", "release", "strata")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc):
+    for _ in range(200):
+        if proc.poll() is not None:
+            sys.exit(f"server on {port} exited: {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"server on {port} did not start")
+
+
+def start(kind, scratch):
+    port = free_port()
+    if kind == "redis":
+        cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+               "--daemonize", "no", "--bind", "127.0.0.1", "--dir", scratch]
+    else:
+        cmd = [STRATA, "serve", "--port", str(port), "--maxmemory", "4gb"]
+        cmd += ["--no-disk"] if kind == "strata-memory" else ["--data-dir", os.path.join(scratch, kind)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc, port
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench(port, test, pipeline, requests):
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", test, "-c", "50", "-r", "100000",
+         "-n", str(requests), "-P", str(pipeline), "--csv", "-q"],
+        check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        cells = [c.strip('"') for c in line.split(",")]
+        if cells and cells[0].upper() == test.upper():
+            return float(cells[1])
+    sys.exit(f"no result in {out!r}")
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def used_memory(port):
+    out = subprocess.run(["redis-cli", "-p", str(port), "info", "memory"],
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("used_memory:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+def load_keys(port, n):
+    """SET key:%012d xxx for n keys through redis-cli --pipe (values of 3 bytes, like
+    redis-benchmark's default)."""
+    lines = "".join(f"*3\r\n$3\r\nSET\r\n$16\r\nkey:{i:012d}\r\n$3\r\nxxx\r\n" for i in range(n))
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=lines.encode(),
+                   check=True, capture_output=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=500_000)
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    args = ap.parse_args()
+    kinds = ["redis", "strata", "strata-memory"]
+    scratch = tempfile.mkdtemp(prefix="strata-server-bench")
+    results = {k: {} for k in kinds}
+    try:
+        for rnd in range(args.rounds):
+            for kind in kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]:
+                proc, port = start(kind, scratch)
+                for test in ["set", "get"]:
+                    for p in [1, 16]:
+                        n = args.requests * (4 if p == 16 else 1)
+                        results[kind].setdefault((test, p), []).append(bench(port, test, p, n))
+                stop(proc)
+                shutil.rmtree(os.path.join(scratch, kind), ignore_errors=True)
+        memory = {}
+        for kind in kinds:
+            proc, port = start(kind, scratch)
+            before_rss, before_used = rss(proc.pid), used_memory(port)
+            load_keys(port, args.keys)
+            time.sleep(2)
+            after_rss, after_used = rss(proc.pid), used_memory(port)
+            memory[kind] = ((after_used - before_used) / args.keys, (after_rss - before_rss) / args.keys)
+            stop(proc)
+            shutil.rmtree(os.path.join(scratch, kind), ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"median of {args.rounds} rounds; ops/s; ratio = ÷ redis-server")
+    print()
+    print("| test | pipeline | redis-server | strata (disk tier) | ratio | strata --no-disk | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for test in ["set", "get"]:
+        for p in [1, 16]:
+            r = statistics.median(results["redis"][(test, p)])
+            s = statistics.median(results["strata"][(test, p)])
+            m = statistics.median(results["strata-memory"][(test, p)])
+            print(f"| {test.upper()} | {p} | {r:,.0f} | {s:,.0f} | {s / r:.2f}× | {m:,.0f} | {m / r:.2f}× |")
+    print()
+    print(f"| server | used_memory per key | RSS growth per key ({args.keys:,} keys) |")
+    print("|---|---|---|")
+    for kind in kinds:
+        u, r = memory[kind]
+        print(f"| {kind} | {u:.0f} B | {r:.0f} B |")
+
+
+if __name__ == "__main__":
+    main()

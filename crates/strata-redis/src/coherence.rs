@@ -1,0 +1,146 @@
+//! Cross-process coherence: invalidation messages on a pub/sub channel.
+//!
+//! Each tiered cache publishes what it removes (a key, a tag, everything) and subscribes to
+//! what others remove, dropping its local copies. Pub/sub is fire-and-forget: a subscriber
+//! that was disconnected may have missed messages, so on every reconnect it drops its local
+//! tiers entirely; and local entries never outlive `max_local_ttl`, the backstop for anything
+//! else that goes wrong.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+/// An invalidation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Message {
+    Key(Vec<u8>),
+    Tag(String),
+    All,
+}
+
+/// `[kind: k|t|a][origin: 16 bytes][key or tag]`.
+pub(crate) fn encode(origin: u128, message: &Message) -> Vec<u8> {
+    let (kind, body): (u8, &[u8]) = match message {
+        Message::Key(k) => (b'k', k),
+        Message::Tag(t) => (b't', t.as_bytes()),
+        Message::All => (b'a', &[]),
+    };
+    let mut out = Vec::with_capacity(17 + body.len());
+    out.push(kind);
+    out.extend_from_slice(&origin.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Option<(u128, Message)> {
+    let (&kind, rest) = bytes.split_first()?;
+    let origin = u128::from_le_bytes(rest.get(..16)?.try_into().ok()?);
+    let body = &rest[16..];
+    let message = match kind {
+        b'k' => Message::Key(body.to_vec()),
+        b't' => Message::Tag(String::from_utf8(body.to_vec()).ok()?),
+        b'a' => Message::All,
+        _ => return None,
+    };
+    Some((origin, message))
+}
+
+/// The local tiers a subscriber invalidates.
+pub(crate) trait LocalTiers: Send + Sync + 'static {
+    fn apply(&self, message: &Message);
+}
+
+/// Shared between the subscriber task and the cache.
+#[derive(Debug, Default)]
+pub(crate) struct Subscription {
+    /// Subscribed right now.
+    pub(crate) connected: AtomicBool,
+    /// Bumped by every invalidation applied (a read that started before a bump does not
+    /// promote what it read: it may be the value just invalidated).
+    pub(crate) epoch: AtomicU64,
+    /// Messages from other processes applied.
+    pub(crate) received: AtomicU64,
+    /// Reconnects after which the local tiers were flushed.
+    pub(crate) flushes: AtomicU64,
+}
+
+/// Subscribes to `channel` at `url` forever (until aborted), applying other origins'
+/// messages to `local`.
+pub(crate) async fn subscribe(
+    url: String,
+    channel: String,
+    origin: u128,
+    local: Arc<dyn LocalTiers>,
+    state: Arc<Subscription>,
+    timeout: Duration,
+) {
+    let mut first = true;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connected = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "pub/sub connect timed out"))
+                })??;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        let pubsub = match connected {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "invalidation channel unavailable; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        if !first {
+            // Messages sent while we were away are lost: forget everything local.
+            local.apply(&Message::All);
+            state.epoch.fetch_add(1, Ordering::AcqRel);
+            state.flushes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("invalidation channel reconnected; local tiers flushed");
+        }
+        first = false;
+        state.connected.store(true, Ordering::Release);
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            let Some((from, message)) = decode(msg.get_payload_bytes()) else {
+                continue;
+            };
+            if from == origin {
+                continue;
+            }
+            state.epoch.fetch_add(1, Ordering::AcqRel);
+            local.apply(&message);
+            state.received.fetch_add(1, Ordering::Relaxed);
+        }
+        // The stream ended: the connection is gone. Local entries are kept (they serve while
+        // Redis is away) and flushed when the channel comes back.
+        state.connected.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for m in [
+            Message::Key(b"k\x00\xff".to_vec()),
+            Message::Tag("user:42".into()),
+            Message::All,
+        ] {
+            assert_eq!(decode(&encode(7, &m)), Some((7, m)));
+        }
+        assert_eq!(decode(b"x"), None);
+        assert_eq!(decode(b"z0123456789abcdef"), None);
+    }
+}

@@ -1,0 +1,430 @@
+//! The Redis tier: Strata's keys in a shared Redis (standalone or Cluster).
+//!
+//! Every command touches one key, so everything works in a Cluster without hash tags: a tag
+//! set `{prefix}:t:{tag}` lists the keys carrying the tag, and invalidating the tag deletes
+//! them one `DEL` each (pipelined; the cluster client routes each to its slot's node).
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{AsyncCommands, Cmd, FromRedisValue, Pipeline, RedisResult, Value};
+
+use crate::config::RedisConfig;
+use crate::error::Result;
+use crate::stats::{Counters, TierStats};
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn cmd<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        }
+    }
+
+    /// Commands on one key (one slot): a pipeline.
+    async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => pipe.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
+        }
+    }
+
+    /// Commands on keys that may live in different slots: a pipeline on one server; in a
+    /// Cluster, concurrent single commands (a Cluster pipeline must stay in one slot), which
+    /// the cluster connection routes and multiplexes.
+    async fn many(&self, cmds: Vec<Cmd>) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => {
+                let mut pipe = redis::pipe();
+                for cmd in cmds {
+                    pipe.add_command(cmd);
+                }
+                pipe.query_async(&mut c.clone()).await
+            }
+            Conn::Cluster(c) => {
+                let results = futures_util::future::join_all(cmds.iter().map(|cmd| {
+                    let mut c = c.clone();
+                    async move { cmd.query_async::<Value>(&mut c).await }
+                }))
+                .await;
+                results.into_iter().collect()
+            }
+        }
+    }
+}
+
+/// A lease on a missing key: while held, other processes wait for this one's value.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    key: Vec<u8>,
+    token: String,
+}
+
+/// Strata's keys in a shared Redis.
+#[derive(Clone)]
+pub struct RedisTier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Conn,
+    config: RedisConfig,
+    counters: Counters,
+    last_error_log: Mutex<Option<Instant>>,
+}
+
+const RELEASE: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+impl RedisTier {
+    /// Connects. A standalone connection is lazy: it is made (and remade after a failure)
+    /// in the background, so this succeeds even while Redis is down. A Cluster connection
+    /// needs the cluster up to learn its slots.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis) for a malformed URL or an unreachable Cluster.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let conn = if config.cluster {
+            let client = ClusterClientBuilder::new(config.urls.clone())
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout)
+                .retries(1)
+                .build()?;
+            Conn::Cluster(client.get_async_connection().await?)
+        } else {
+            let url = config.urls.first().cloned().unwrap_or_default();
+            let client = redis::Client::open(url)?;
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.timeout))
+                .set_response_timeout(Some(config.timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            Conn::Single(ConnectionManager::new_lazy_with_config(
+                client,
+                manager_config,
+            )?)
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn,
+                config,
+                counters: Counters::default(),
+                last_error_log: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The Redis key of a Strata key.
+    pub(crate) fn data_key(&self, key: &[u8]) -> Vec<u8> {
+        let prefix = &self.inner.config.prefix;
+        let mut out = Vec::with_capacity(prefix.len() + 3 + key.len());
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(b":k:");
+        out.extend_from_slice(key);
+        out
+    }
+
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}:t:{tag}", self.inner.config.prefix)
+    }
+
+    fn lease_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut out = format!("{}:l:", self.inner.config.prefix).into_bytes();
+        out.extend_from_slice(key);
+        out
+    }
+
+    /// The pub/sub channel for invalidations.
+    pub(crate) fn channel(&self) -> String {
+        format!("{}:invalidations", self.inner.config.prefix)
+    }
+
+    /// Counts, times and (in lenient mode) absorbs a failure into `fallback`.
+    async fn run<T>(&self, fallback: T, op: impl Future<Output = RedisResult<T>>) -> Result<T> {
+        let start = Instant::now();
+        let result = op.await;
+        self.inner.counters.time(start.elapsed());
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.note_error(&e);
+                if self.inner.config.strict {
+                    Err(e.into())
+                } else {
+                    Ok(fallback)
+                }
+            }
+        }
+    }
+
+    /// Counts an error, and logs it unless one was logged within the interval.
+    pub(crate) fn note_error(&self, error: &redis::RedisError) {
+        self.inner
+            .counters
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut last = self.inner.last_error_log.lock();
+        if last.is_none_or(|t| t.elapsed() >= self.inner.config.error_log_interval) {
+            *last = Some(Instant::now());
+            tracing::warn!(%error, "redis tier unavailable; serving from the local tiers");
+        }
+    }
+
+    /// The value and remaining TTL of `key`, or `None` (also when Redis is down, unless
+    /// strict).
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Option<Duration>)>> {
+        let data_key = self.data_key(key);
+        let mut pipe = redis::pipe();
+        pipe.get(&data_key).cmd("PTTL").arg(&data_key);
+        let found: Option<(Option<Vec<u8>>, i64)> = self
+            .run(None, async { self.inner.conn.pipe(&pipe).await.map(Some) })
+            .await?;
+        let found = found.and_then(|(value, pttl)| {
+            let ttl = u64::try_from(pttl).ok().map(Duration::from_millis);
+            value.map(|v| (v, ttl))
+        });
+        self.inner.counters.lookup(found.is_some());
+        Ok(found)
+    }
+
+    /// Stores `value` under `key` (`SET … PX ttl`), and adds the key to its tags' sets.
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn insert(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+        tags: &[strata::Tag],
+    ) -> Result<()> {
+        let data_key = self.data_key(key);
+        let mut set = redis::cmd("SET");
+        set.arg(&data_key).arg(value);
+        if let Some(ttl) = ttl {
+            set.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        let mut cmds = vec![set];
+        for tag in tags {
+            cmds.push(
+                redis::cmd("SADD")
+                    .arg(self.tag_key(tag))
+                    .arg(&data_key)
+                    .clone(),
+            );
+        }
+        self.run((), async { self.inner.conn.many(cmds).await.map(drop) })
+            .await
+    }
+
+    /// Removes `key`; true if it existed.
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn remove(&self, key: &[u8]) -> Result<bool> {
+        let data_key = self.data_key(key);
+        let removed: i64 = self
+            .run(0, async {
+                self.inner.conn.cmd(redis::cmd("DEL").arg(&data_key)).await
+            })
+            .await?;
+        Ok(removed > 0)
+    }
+
+    /// Removes every key carrying `tag`; how many existed.
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
+        let tag_key = self.tag_key(tag);
+        let members: Vec<Vec<u8>> = self
+            .run(Vec::new(), async {
+                self.inner
+                    .conn
+                    .cmd(redis::cmd("SMEMBERS").arg(&tag_key))
+                    .await
+            })
+            .await?;
+        let mut cmds: Vec<Cmd> = members
+            .iter()
+            .map(|m| redis::cmd("DEL").arg(m).clone())
+            .collect();
+        cmds.push(redis::cmd("DEL").arg(&tag_key).clone());
+        let deleted = self
+            .run(Vec::new(), async { self.inner.conn.many(cmds).await })
+            .await?;
+        let existed = deleted
+            .iter()
+            .take(members.len())
+            .filter(|v| matches!(v, Value::Int(n) if *n > 0))
+            .count();
+        Ok(existed)
+    }
+
+    /// Removes every key under this tier's prefix (data, tag sets, leases) and nothing else.
+    /// It walks the keys (`SCAN`, or `KEYS` on each Cluster primary), so it costs
+    /// O(keys under the prefix).
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn invalidate_all(&self) -> Result<()> {
+        let pattern = format!("{}:*", glob_escape(&self.inner.config.prefix));
+        let keys: Vec<Vec<u8>> = self
+            .run(Vec::new(), async {
+                match &self.inner.conn {
+                    Conn::Single(c) => {
+                        let mut c = c.clone();
+                        let mut keys = Vec::new();
+                        let mut cursor: u64 = 0;
+                        loop {
+                            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(&pattern)
+                                .arg("COUNT")
+                                .arg(1000)
+                                .query_async(&mut c)
+                                .await?;
+                            keys.extend(batch);
+                            if next == 0 {
+                                return Ok::<_, redis::RedisError>(keys);
+                            }
+                            cursor = next;
+                        }
+                    }
+                    Conn::Cluster(c) => {
+                        let routing = RoutingInfo::MultiNode((
+                            MultipleNodeRoutingInfo::AllMasters,
+                            Some(ResponsePolicy::CombineArrays),
+                        ));
+                        let value = c
+                            .clone()
+                            .route_command(redis::cmd("KEYS").arg(&pattern).clone(), routing)
+                            .await?;
+                        Ok(Vec::<Vec<u8>>::from_redis_value(value)?)
+                    }
+                }
+            })
+            .await?;
+        for chunk in keys.chunks(500) {
+            let cmds = chunk
+                .iter()
+                .map(|k| redis::cmd("DEL").arg(k).clone())
+                .collect();
+            self.run((), async { self.inner.conn.many(cmds).await.map(drop) })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tries to take the lease on `key` for `lease_ttl`.
+    ///
+    /// # Errors
+    /// A Redis failure (always: the caller decides what an unreachable Redis means).
+    pub async fn try_lease(&self, key: &[u8]) -> RedisResult<Option<Lease>> {
+        let token = format!(
+            "{:032x}",
+            RandomState::new().hash_one(Instant::now()) as u128
+                ^ (std::process::id() as u128) << 64
+        );
+        let lease_key = self.lease_key(key);
+        let got: Option<String> = self
+            .inner
+            .conn
+            .cmd(
+                redis::cmd("SET")
+                    .arg(&lease_key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(self.inner.config.lease_ttl.as_millis() as u64),
+            )
+            .await?;
+        Ok(got.map(|_| Lease {
+            key: key.to_vec(),
+            token,
+        }))
+    }
+
+    /// Whether someone holds the lease on `key`.
+    ///
+    /// # Errors
+    /// A Redis failure.
+    pub async fn leased(&self, key: &[u8]) -> RedisResult<bool> {
+        self.inner
+            .conn
+            .cmd(redis::cmd("EXISTS").arg(self.lease_key(key)))
+            .await
+    }
+
+    /// Releases a lease (only if it is still ours).
+    pub async fn release(&self, lease: Lease) {
+        let script = redis::Script::new(RELEASE);
+        let mut invocation = script.key(self.lease_key(&lease.key));
+        invocation.arg(&lease.token);
+        let result: RedisResult<i64> = match &self.inner.conn {
+            Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+        };
+        if let Err(e) = result {
+            self.note_error(&e);
+        }
+    }
+
+    /// Publishes an invalidation message.
+    pub(crate) async fn publish(&self, message: Vec<u8>) {
+        let channel = self.channel();
+        let result: RedisResult<Value> = match &self.inner.conn {
+            Conn::Single(c) => c.clone().publish(&channel, message).await,
+            Conn::Cluster(c) => c.clone().publish(&channel, message).await,
+        };
+        if let Err(e) = result {
+            self.note_error(&e);
+        }
+    }
+
+    /// Counters since connecting.
+    pub fn stats(&self) -> TierStats {
+        self.inner.counters.snapshot()
+    }
+}
+
+impl std::fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("prefix", &self.inner.config.prefix)
+            .field("cluster", &self.inner.config.cluster)
+            .finish()
+    }
+}
+
+/// Escapes glob characters so a prefix matches literally.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

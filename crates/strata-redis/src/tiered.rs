@@ -1,0 +1,554 @@
+//! The tiered cache: memory → disk → Redis, coherent across processes.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use strata::{Cache, DiskStore, InsertOptions, Tag};
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+
+use crate::coherence::{self, LocalTiers, Message, Subscription};
+use crate::config::RedisConfig;
+use crate::error::{Error, Result};
+use crate::stats::TierStats;
+use crate::tier::RedisTier;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A value in the memory tier, with its absolute expiry (so promotion keeps what is left).
+#[derive(Clone)]
+struct Stamped<V> {
+    value: V,
+    expires_at: Option<u64>,
+}
+
+/// The local tiers, shared with the invalidation subscriber.
+struct Local<V> {
+    memory: Option<Cache<Vec<u8>, Stamped<V>>>,
+    disk: Option<DiskStore>,
+}
+
+impl<V: Clone + Send + Sync + 'static> LocalTiers for Local<V> {
+    fn apply(&self, message: &Message) {
+        match message {
+            Message::Key(key) => {
+                if let Some(m) = &self.memory {
+                    m.remove(key);
+                }
+                if let Some(d) = &self.disk {
+                    let _ = d.remove(key);
+                }
+            }
+            Message::Tag(tag) => {
+                if let Some(m) = &self.memory {
+                    m.invalidate_tag(tag);
+                }
+                if let Some(d) = &self.disk {
+                    let _ = d.invalidate_tag(tag);
+                }
+            }
+            Message::All => {
+                if let Some(m) = &self.memory {
+                    m.invalidate_all();
+                }
+                if let Some(d) = &self.disk {
+                    let _ = d.invalidate_all();
+                }
+            }
+        }
+    }
+}
+
+/// Counters of every tier.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TieredStats {
+    /// The memory tier (hits and misses of its lookups).
+    pub memory: TierStats,
+    /// The disk tier.
+    pub disk: TierStats,
+    /// The Redis tier (with latency and errors).
+    pub redis: TierStats,
+    /// Invalidations received from other processes and applied locally.
+    pub invalidations_received: u64,
+    /// Times the local tiers were flushed after the invalidation channel reconnected.
+    pub flushes_after_reconnect: u64,
+    /// Whether the invalidation channel is connected now.
+    pub subscribed: bool,
+}
+
+/// Builds a [`TieredCache`].
+#[must_use]
+pub struct TieredBuilder<K, V> {
+    config: RedisConfig,
+    memory: Option<u64>,
+    disk: Option<DiskStore>,
+    _types: PhantomData<fn(K) -> V>,
+}
+
+impl<K, V> TieredBuilder<K, V>
+where
+    K: Serialize,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// A memory tier of `capacity` entries in front.
+    pub fn memory(mut self, capacity: u64) -> Self {
+        self.memory = Some(capacity);
+        self
+    }
+
+    /// A disk tier between memory and Redis.
+    pub fn disk(mut self, store: DiskStore) -> Self {
+        self.disk = Some(store);
+        self
+    }
+
+    /// Connects to Redis and subscribes to the invalidation channel.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] for a bad URL or an unreachable Cluster; [`Error::Local`] for a bad
+    /// memory tier capacity.
+    pub async fn build(self) -> Result<TieredCache<K, V>> {
+        let memory = match self.memory {
+            Some(capacity) => Some(
+                Cache::builder()
+                    .max_capacity(capacity)
+                    .expire_after(|_, s: &Stamped<V>| {
+                        s.expires_at
+                            .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(1)))
+                    })
+                    .build()?,
+            ),
+            None => None,
+        };
+        let local = Arc::new(Local {
+            memory,
+            disk: self.disk,
+        });
+        let redis = RedisTier::connect(self.config.clone()).await?;
+        let origin = u128::from(
+            std::hash::RandomState::new().hash_one((std::process::id(), Instant::now())),
+        ) << 64
+            | u128::from(std::hash::RandomState::new().hash_one(now_ms()));
+        let subscription = Arc::new(Subscription::default());
+        let url = self.config.urls.first().cloned().unwrap_or_default();
+        let subscriber = tokio::spawn(coherence::subscribe(
+            url,
+            redis.channel(),
+            origin,
+            local.clone(),
+            subscription.clone(),
+            self.config.timeout,
+        ));
+        Ok(TieredCache {
+            inner: Arc::new(Inner {
+                local,
+                redis,
+                origin,
+                subscription,
+                subscriber,
+                flights: Mutex::new(HashMap::new()),
+            }),
+            _types: PhantomData,
+        })
+    }
+}
+
+struct Inner<V> {
+    local: Arc<Local<V>>,
+    redis: RedisTier,
+    origin: u128,
+    subscription: Arc<Subscription>,
+    subscriber: JoinHandle<()>,
+    /// In-flight loads in this process, one per key.
+    flights: Mutex<HashMap<Vec<u8>, Arc<OnceCell<V>>>>,
+}
+
+impl<V> Drop for Inner<V> {
+    fn drop(&mut self) {
+        self.subscriber.abort();
+    }
+}
+
+/// Memory → disk → Redis behind one API, coherent across processes. Cloning shares it.
+pub struct TieredCache<K, V> {
+    inner: Arc<Inner<V>>,
+    _types: PhantomData<fn(K) -> V>,
+}
+
+impl<K, V> Clone for TieredCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> TieredCache<K, V>
+where
+    K: Serialize,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// A builder over the Redis described by `config`.
+    pub fn builder(config: RedisConfig) -> TieredBuilder<K, V> {
+        TieredBuilder {
+            config,
+            memory: None,
+            disk: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// The Redis tier underneath.
+    pub fn redis(&self) -> &RedisTier {
+        &self.inner.redis
+    }
+
+    fn local_ttl(&self, expires_at: Option<u64>) -> (Duration, Option<u64>) {
+        let max = self.inner.redis.config().max_local_ttl;
+        let cap = now_ms() + max.as_millis() as u64;
+        let at = expires_at.map_or(cap, |at| at.min(cap));
+        (
+            Duration::from_millis(at.saturating_sub(now_ms()).max(1)),
+            expires_at,
+        )
+    }
+
+    /// Stores in the local tiers (capped at `max_local_ttl`).
+    fn store_local(
+        &self,
+        key: &[u8],
+        value: &V,
+        bytes: &[u8],
+        expires_at: Option<u64>,
+        tags: &[Tag],
+    ) {
+        let (local_ttl, expires_at) = self.local_ttl(expires_at);
+        let options = InsertOptions::new()
+            .ttl(local_ttl)
+            .tags(tags.iter().cloned());
+        if let Some(disk) = &self.inner.local.disk {
+            let mut stamped = expires_at.unwrap_or(0).to_le_bytes().to_vec();
+            stamped.extend_from_slice(bytes);
+            // A failed local write only costs a later miss.
+            let _ = disk.insert_with(key, &stamped, &options);
+        }
+        if let Some(memory) = &self.inner.local.memory {
+            memory.insert_with(
+                key.to_vec(),
+                Stamped {
+                    value: value.clone(),
+                    expires_at,
+                },
+                &options,
+            );
+        }
+    }
+
+    /// The value for `key`: from memory, else disk, else Redis, promoting it into the tiers
+    /// above with the TTL it has left.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] for a key that cannot be serialized; in strict mode, a Redis failure.
+    pub async fn get(&self, key: &K) -> Result<Option<V>> {
+        let key = encode(key, "key")?;
+        self.get_bytes(&key).await
+    }
+
+    async fn get_bytes(&self, key: &[u8]) -> Result<Option<V>> {
+        let now = now_ms();
+        let local = &self.inner.local;
+        if let Some(memory) = &local.memory
+            && let Some(s) = memory
+                .get(key)
+                .filter(|s| s.expires_at.is_none_or(|at| at > now))
+        {
+            return Ok(Some(s.value));
+        }
+        if let Some(disk) = &local.disk
+            && let Ok(Some(bytes)) = disk.get(key)
+            && let Some((expires_at, value)) =
+                split_stamp(&bytes).and_then(|(at, b)| Some((at, decode::<V>(b)?)))
+            && expires_at.is_none_or(|at| at > now)
+        {
+            if let Some(memory) = &local.memory {
+                let (ttl, _) = self.local_ttl(expires_at);
+                memory.insert_with_ttl(
+                    key.to_vec(),
+                    Stamped {
+                        value: value.clone(),
+                        expires_at,
+                    },
+                    ttl,
+                );
+            }
+            return Ok(Some(value));
+        }
+        let epoch = self.inner.subscription.epoch.load(Ordering::Acquire);
+        let Some((stored, ttl)) = self.inner.redis.get(key).await? else {
+            return Ok(None);
+        };
+        let Some((tags, bytes)) = unwrap_tags(&stored) else {
+            return Ok(None);
+        };
+        let Some(value) = decode::<V>(bytes) else {
+            return Ok(None);
+        };
+        // Promote only if no invalidation arrived while we read: what we read may be the
+        // value it invalidated.
+        if self.inner.subscription.epoch.load(Ordering::Acquire) == epoch {
+            let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
+            self.store_local(key, &value, bytes, expires_at, &tags);
+        }
+        Ok(Some(value))
+    }
+
+    /// Stores `value` in every tier (write-through) and tells other processes to drop their
+    /// local copies.
+    ///
+    /// # Errors
+    /// [`Error::Encode`]; in strict mode, a Redis failure.
+    pub async fn insert(&self, key: &K, value: V) -> Result<()> {
+        self.insert_with(key, value, None, &[]).await
+    }
+
+    /// Like [`insert`](Self::insert), with a TTL and tags.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub async fn insert_with(
+        &self,
+        key: &K,
+        value: V,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+    ) -> Result<()> {
+        let key = encode(key, "key")?;
+        self.insert_bytes(&key, &value, ttl, tags).await
+    }
+
+    async fn insert_bytes(
+        &self,
+        key: &[u8],
+        value: &V,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+    ) -> Result<()> {
+        let bytes = encode(value, "value")?;
+        self.inner
+            .redis
+            .insert(key, &wrap_tags(tags, &bytes), ttl, tags)
+            .await?;
+        let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
+        self.store_local(key, value, &bytes, expires_at, tags);
+        self.announce(Message::Key(key.to_vec())).await;
+        Ok(())
+    }
+
+    /// Removes `key` from every tier, here and (through the channel) in other processes.
+    ///
+    /// # Errors
+    /// [`Error::Encode`]; in strict mode, a Redis failure.
+    pub async fn remove(&self, key: &K) -> Result<()> {
+        let key = encode(key, "key")?;
+        self.inner.redis.remove(&key).await?;
+        let message = Message::Key(key);
+        self.inner.local.apply(&message);
+        self.announce(message).await;
+        Ok(())
+    }
+
+    /// Removes every entry carrying `tag` from every tier, in every process; how many Redis
+    /// held.
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
+        let n = self.inner.redis.invalidate_tag(tag).await?;
+        let message = Message::Tag(tag.to_string());
+        self.inner.local.apply(&message);
+        self.announce(message).await;
+        Ok(n)
+    }
+
+    /// Removes every entry of this cache's prefix from every tier, in every process.
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn invalidate_all(&self) -> Result<()> {
+        self.inner.redis.invalidate_all().await?;
+        self.inner.local.apply(&Message::All);
+        self.announce(Message::All).await;
+        Ok(())
+    }
+
+    async fn announce(&self, message: Message) {
+        self.inner
+            .redis
+            .publish(coherence::encode(self.inner.origin, &message))
+            .await;
+    }
+
+    /// The value for `key`, computing it with `init` if no tier has it. Concurrent callers
+    /// in this process share one computation; across processes, a lease in Redis (`SET NX
+    /// PX`) lets one compute while the others wait for its value (up to `lease_wait`; a
+    /// lease whose holder died expires after `lease_ttl`). If Redis is down, each process
+    /// computes for itself.
+    ///
+    /// # Errors
+    /// [`Error::Encode`]; in strict mode, a Redis failure.
+    pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
+        let key = encode(&key, "key")?;
+        if let Some(v) = self.get_bytes(&key).await? {
+            return Ok(v);
+        }
+        let cell = self
+            .inner
+            .flights
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = cell
+            .get_or_try_init(|| self.load(&key, init))
+            .await
+            .cloned();
+        let mut flights = self.inner.flights.lock();
+        if flights.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            flights.remove(&key);
+        }
+        result
+    }
+
+    /// The leader's load: lease, or wait for the lease holder's value.
+    async fn load(&self, key: &[u8], init: impl Future<Output = V>) -> Result<V> {
+        let redis = &self.inner.redis;
+        let config = redis.config().clone();
+        let deadline = Instant::now() + config.lease_wait;
+        loop {
+            match redis.try_lease(key).await {
+                Ok(Some(lease)) => {
+                    // Someone may have stored it between our miss and our lease.
+                    let value = match self.get_bytes(key).await? {
+                        Some(v) => v,
+                        None => {
+                            let v = init.await;
+                            self.insert_bytes(key, &v, None, &[]).await?;
+                            v
+                        }
+                    };
+                    redis.release(lease).await;
+                    return Ok(value);
+                }
+                Ok(None) => {
+                    // Another process computes: wait for its value, or for its lease to go.
+                    while Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        if let Some(v) = self.get_bytes(key).await? {
+                            return Ok(v);
+                        }
+                        if !redis.leased(key).await.unwrap_or(false) {
+                            break;
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        let v = init.await;
+                        self.insert_bytes(key, &v, None, &[]).await?;
+                        return Ok(v);
+                    }
+                }
+                Err(e) => {
+                    redis.note_error(&e);
+                    if config.strict {
+                        return Err(e.into());
+                    }
+                    let v = init.await;
+                    self.insert_bytes(key, &v, None, &[]).await?;
+                    return Ok(v);
+                }
+            }
+        }
+    }
+
+    /// Counters of every tier.
+    pub fn stats(&self) -> TieredStats {
+        let local = &self.inner.local;
+        let memory = local.memory.as_ref().map(|m| m.stats()).unwrap_or_default();
+        let disk = local.disk.as_ref().map(|d| d.stats()).unwrap_or_default();
+        let memory_stats = TierStats {
+            hits: memory.hits,
+            misses: memory.misses,
+            ..TierStats::default()
+        };
+        let disk_stats = TierStats {
+            hits: disk.hits,
+            misses: disk.misses,
+            errors: disk.write_errors + disk.read_errors,
+            ..TierStats::default()
+        };
+        let s = &self.inner.subscription;
+        TieredStats {
+            memory: memory_stats,
+            disk: disk_stats,
+            redis: self.inner.redis.stats(),
+            invalidations_received: s.received.load(Ordering::Relaxed),
+            flushes_after_reconnect: s.flushes.load(Ordering::Relaxed),
+            subscribed: s.connected.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// Redis values carry their tags, so a process that promotes one tags its local copy and a
+/// tag invalidation from elsewhere reaches it: `[count u16][len u16, tag]… payload`.
+fn wrap_tags(tags: &[Tag], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + payload.len());
+    out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
+    for tag in tags {
+        out.extend_from_slice(&(tag.len() as u16).to_le_bytes());
+        out.extend_from_slice(tag.as_bytes());
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+fn unwrap_tags(bytes: &[u8]) -> Option<(Vec<Tag>, &[u8])> {
+    let count = u16::from_le_bytes(bytes.get(..2)?.try_into().ok()?);
+    let mut at = 2;
+    let mut tags = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let len = usize::from(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+        tags.push(Tag::from(
+            std::str::from_utf8(bytes.get(at + 2..at + 2 + len)?).ok()?,
+        ));
+        at += 2 + len;
+    }
+    Some((tags, &bytes[at..]))
+}
+
+fn split_stamp(bytes: &[u8]) -> Option<(Option<u64>, &[u8])> {
+    let at = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    Some(((at != 0).then_some(at), &bytes[8..]))
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| Error::Encode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
+    postcard::from_bytes(bytes).ok()
+}

@@ -1,0 +1,165 @@
+//! The tiered cache: promotion, write-through, and invalidations reaching another client's
+//! local tiers (separate runtimes, separate connections).
+
+use std::time::{Duration, Instant};
+
+use strata::Tag;
+use strata_redis::{RedisConfig, TieredCache};
+
+use crate::{cluster_config, standalone_config};
+
+async fn tiered(
+    config: RedisConfig,
+    disk: Option<&std::path::Path>,
+) -> TieredCache<String, String> {
+    let mut builder = TieredCache::builder(config).memory(1000);
+    if let Some(dir) = disk {
+        builder = builder.disk(
+            strata::DiskStore::builder(dir)
+                .max_bytes(16 << 20)
+                .open()
+                .unwrap(),
+        );
+    }
+    let cache = builder.build().await.unwrap();
+    // Wait for the invalidation channel.
+    let start = Instant::now();
+    while !cache.stats().subscribed {
+        assert!(start.elapsed() < Duration::from_secs(5), "never subscribed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cache
+}
+
+#[tokio::test]
+async fn reads_promote_with_the_ttl_left_and_writes_go_through() {
+    let Some(config) = standalone_config("promote") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let writer = tiered(config.clone(), None).await;
+    let reader = tiered(config, Some(dir.path())).await;
+    writer
+        .insert_with(
+            &"k".to_string(),
+            "v".to_string(),
+            Some(Duration::from_millis(800)),
+            &[],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // From Redis, promoted into disk and memory with ~400 ms left.
+    assert_eq!(
+        reader.get(&"k".to_string()).await.unwrap().as_deref(),
+        Some("v")
+    );
+    assert_eq!(
+        reader.get(&"k".to_string()).await.unwrap().as_deref(),
+        Some("v")
+    );
+    let stats = reader.stats();
+    assert_eq!((stats.redis.hits, stats.memory.hits), (1, 1), "{stats:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A fresh TTL would still hold it; the promoted copy expired with the original.
+    assert_eq!(reader.get(&"k".to_string()).await.unwrap(), None);
+}
+
+/// Runs `f` on a second runtime on its own thread: an independent client.
+fn on_other_runtime<T: Send + 'static>(
+    f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        f(&rt)
+    })
+    .join()
+    .unwrap()
+}
+
+/// Polls `cache` until `key` reads `want`; the time it took.
+async fn until(cache: &TieredCache<String, String>, key: &str, want: Option<&str>) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cache.get(&key.to_string()).await.unwrap().as_deref() == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{key} never became {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn invalidations_reach_the_other_client(config: RedisConfig) {
+    let a = tiered(config.clone(), None).await;
+    a.insert(&"x".to_string(), "1".to_string()).await.unwrap();
+    a.insert_with(
+        &"tagged".to_string(),
+        "t".to_string(),
+        None,
+        &[Tag::from("group")],
+    )
+    .await
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<&'static str>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<Duration>>();
+    let b_config = config.clone();
+    let b = std::thread::spawn(move || {
+        on_other_runtime(move |rt| {
+            rt.block_on(async move {
+                let b = tiered(b_config, None).await;
+                let mut delays = Vec::new();
+                // B caches the values locally, then watches them change under it.
+                assert_eq!(b.get(&"x".to_string()).await.unwrap().as_deref(), Some("1"));
+                tx.send("ready").unwrap();
+                delays.push(until(&b, "x", Some("2")).await);
+                tx.send("updated").unwrap();
+                delays.push(until(&b, "x", None).await);
+                tx.send("removed").unwrap();
+                assert_eq!(
+                    b.get(&"tagged".to_string()).await.unwrap().as_deref(),
+                    Some("t")
+                );
+                tx.send("tag-ready").unwrap();
+                delays.push(until(&b, "tagged", None).await);
+                assert!(b.stats().invalidations_received >= 3, "{:?}", b.stats());
+                done_tx.send(delays).unwrap();
+            });
+        });
+    });
+    assert_eq!(rx.recv().unwrap(), "ready");
+    a.insert(&"x".to_string(), "2".to_string()).await.unwrap();
+    assert_eq!(rx.recv().unwrap(), "updated");
+    a.remove(&"x".to_string()).await.unwrap();
+    assert_eq!(rx.recv().unwrap(), "removed");
+    assert_eq!(rx.recv().unwrap(), "tag-ready");
+    a.invalidate_tag("group").await.unwrap();
+    let delays = done_rx.recv().unwrap();
+    b.join().unwrap();
+    eprintln!("invalidation propagation delays: {delays:?}");
+    for d in delays {
+        assert!(d < Duration::from_secs(1), "propagation took {d:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalidations_reach_another_client_standalone() {
+    let Some(config) = standalone_config("coherence") else {
+        return;
+    };
+    invalidations_reach_the_other_client(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalidations_reach_another_client_in_a_cluster() {
+    let Some(config) = cluster_config("coherence") else {
+        return;
+    };
+    invalidations_reach_the_other_client(config).await;
+}

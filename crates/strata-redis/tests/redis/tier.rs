@@ -1,0 +1,144 @@
+//! The Redis tier alone: TTL, tags (standalone and Cluster), namespaced invalidate_all.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use strata::Tag;
+use strata_redis::{RedisConfig, RedisTier};
+
+use crate::{cluster_config, raw, standalone, standalone_config};
+
+#[tokio::test]
+async fn ttl_is_set_with_px_and_reported_back() {
+    let Some(config) = standalone_config("ttl") else {
+        return;
+    };
+    let tier = RedisTier::connect(config).await.unwrap();
+    tier.insert(b"k", b"v", Some(Duration::from_millis(400)), &[])
+        .await
+        .unwrap();
+    let (value, ttl) = tier.get(b"k").await.unwrap().unwrap();
+    assert_eq!(value, b"v");
+    let ttl = ttl.expect("a TTL");
+    assert!(
+        ttl <= Duration::from_millis(400) && ttl > Duration::from_millis(200),
+        "{ttl:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(tier.get(b"k").await.unwrap(), None);
+    tier.insert(b"forever", b"f", None, &[]).await.unwrap();
+    assert_eq!(
+        tier.get(b"forever").await.unwrap(),
+        Some((b"f".to_vec(), None))
+    );
+    assert!(tier.remove(b"forever").await.unwrap());
+    assert!(!tier.remove(b"forever").await.unwrap());
+    let stats = tier.stats();
+    assert_eq!((stats.hits, stats.misses, stats.errors), (2, 1, 0));
+}
+
+async fn tags_work(config: RedisConfig) {
+    let tier = RedisTier::connect(config).await.unwrap();
+    let user = [Tag::from("user:7")];
+    // Keys spread over many hash slots: each command touches one key, so this works in a
+    // Cluster.
+    for i in 0..50 {
+        tier.insert(format!("page:{i}").as_bytes(), b"<html>", None, &user)
+            .await
+            .unwrap();
+    }
+    tier.insert(b"other", b"x", None, &[Tag::from("user:8")])
+        .await
+        .unwrap();
+    assert_eq!(tier.invalidate_tag("user:7").await.unwrap(), 50);
+    for i in 0..50 {
+        assert_eq!(
+            tier.get(format!("page:{i}").as_bytes()).await.unwrap(),
+            None
+        );
+    }
+    assert!(tier.get(b"other").await.unwrap().is_some());
+    assert_eq!(tier.invalidate_tag("user:7").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn tags_standalone() {
+    let Some(config) = standalone_config("tags") else {
+        return;
+    };
+    tags_work(config).await;
+}
+
+#[tokio::test]
+async fn tags_in_a_cluster() {
+    let Some(config) = cluster_config("tags") else {
+        return;
+    };
+    tags_work(config).await;
+}
+
+async fn invalidate_all_is_namespaced(config: RedisConfig, foreign_url: &str) {
+    let tier = RedisTier::connect(config).await.unwrap();
+    for i in 0..30 {
+        tier.insert(format!("k{i}").as_bytes(), b"v", None, &[Tag::from("t")])
+            .await
+            .unwrap();
+    }
+    let mut other = raw(foreign_url).await;
+    let foreign = format!("foreign-{}", crate::prefix("x"));
+    let _: () = other.set(&foreign, "keep me").await.unwrap();
+    tier.invalidate_all().await.unwrap();
+    for i in 0..30 {
+        assert_eq!(tier.get(format!("k{i}").as_bytes()).await.unwrap(), None);
+    }
+    let kept: Option<String> = other.get(&foreign).await.unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("keep me"),
+        "another application's key survives"
+    );
+    let _: () = other.del(&foreign).await.unwrap();
+}
+
+#[tokio::test]
+async fn invalidate_all_removes_only_its_prefix() {
+    let Some(config) = standalone_config("all") else {
+        return;
+    };
+    let url = standalone().unwrap();
+    invalidate_all_is_namespaced(config, &url).await;
+}
+
+#[tokio::test]
+async fn invalidate_all_in_a_cluster_removes_only_its_prefix() {
+    let Some(config) = cluster_config("all") else {
+        return;
+    };
+    // The foreign key must live on a node the plain connection reaches: use a hash tag that
+    // maps to the first node's slots… simpler: check through the tier of another prefix.
+    let other_config = config.clone().prefix(crate::prefix("other"));
+    let other = RedisTier::connect(other_config).await.unwrap();
+    other.insert(b"mine", b"keep", None, &[]).await.unwrap();
+    let tier = RedisTier::connect(config).await.unwrap();
+    for i in 0..60 {
+        tier.insert(format!("k{i}").as_bytes(), b"v", None, &[])
+            .await
+            .unwrap();
+    }
+    tier.invalidate_all().await.unwrap();
+    for i in 0..60 {
+        assert_eq!(tier.get(format!("k{i}").as_bytes()).await.unwrap(), None);
+    }
+    assert!(
+        other.get(b"mine").await.unwrap().is_some(),
+        "another prefix survives"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_url_is_an_error() {
+    let err = RedisTier::connect(RedisConfig::standalone("not a url"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("redis"), "{err}");
+}

@@ -1,10 +1,14 @@
-//! Cross-process coherence: invalidation messages on a pub/sub channel.
+//! Cross-process coherence: how a process learns that its local copies are stale.
 //!
-//! Each tiered cache publishes what it removes (a key, a tag, everything) and subscribes to
-//! what others remove, dropping its local copies. Pub/sub is fire-and-forget: a subscriber
-//! that was disconnected may have missed messages, so on every reconnect it drops its local
-//! tiers entirely; and local entries never outlive `max_local_ttl`, the backstop for anything
-//! else that goes wrong.
+//! - With a standalone server that speaks RESP3, **client tracking** (`CLIENT TRACKING ON
+//!   BCAST PREFIX … NOLOOP`): Redis pushes the name of every data key that changes, whoever
+//!   changed it (another process, another program, expiry, eviction).
+//! - Otherwise (a Cluster, or tracking off), a **pub/sub channel**: each tiered cache
+//!   publishes what it removes (a key, a tag, everything) and applies what others publish.
+//!
+//! Both are fire-and-forget: after a disconnect, messages may have been lost, so on every
+//! reconnect the local tiers are dropped entirely; and local entries never outlive
+//! `max_local_ttl`, the backstop for anything else that goes wrong.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,6 +127,64 @@ pub(crate) async fn subscribe(
         }
         // The stream ended: the connection is gone. Local entries are kept (they serve while
         // Redis is away) and flushed when the channel comes back.
+        state.connected.store(false, Ordering::Release);
+    }
+}
+
+/// Applies the server's tracking pushes to `local` for as long as the tier lives, turning
+/// tracking back on (and flushing `local`) after every reconnect.
+pub(crate) async fn track(
+    tier: crate::tier::RedisTier,
+    mut pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+    local: Arc<dyn LocalTiers>,
+    state: Arc<Subscription>,
+) {
+    let prefix = tier.data_prefix();
+    // The builder turned tracking on for the first connection (turning it on twice is an
+    // error: overlapping prefixes); each new connection needs it again.
+    let mut first = true;
+    loop {
+        let mut backoff = Duration::from_millis(50);
+        while !first && let Err(e) = tier.enable_tracking().await {
+            tracing::debug!(error = %e, "cannot turn tracking on yet; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        if !first {
+            local.apply(&Message::All);
+            state.epoch.fetch_add(1, Ordering::AcqRel);
+            state.flushes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("tracking reconnected; local tiers flushed");
+        }
+        first = false;
+        state.connected.store(true, Ordering::Release);
+        loop {
+            let Some(push) = pushes.recv().await else {
+                state.connected.store(false, Ordering::Release);
+                return; // the tier is gone
+            };
+            match push.kind {
+                redis::PushKind::Invalidate => {
+                    state.epoch.fetch_add(1, Ordering::AcqRel);
+                    match push.data.first() {
+                        Some(redis::Value::Array(keys)) => {
+                            for key in keys {
+                                if let redis::Value::BulkString(key) = key
+                                    && let Some(key) = key.strip_prefix(prefix.as_slice())
+                                {
+                                    local.apply(&Message::Key(key.to_vec()));
+                                    state.received.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        // A null key list: the server flushed everything.
+                        _ => local.apply(&Message::All),
+                    }
+                }
+                redis::PushKind::Disconnection => break,
+                _ => {}
+            }
+        }
         state.connected.store(false, Ordering::Release);
     }
 }

@@ -14,6 +14,7 @@ pub struct RedisConfig {
     pub(crate) lease_wait: Duration,
     pub(crate) max_local_ttl: Duration,
     pub(crate) error_log_interval: Duration,
+    pub(crate) tracking: bool,
 }
 
 impl RedisConfig {
@@ -28,6 +29,7 @@ impl RedisConfig {
             lease_wait: Duration::from_secs(15),
             max_local_ttl: Duration::from_secs(300),
             error_log_interval: Duration::from_secs(10),
+            tracking: true,
         }
     }
 
@@ -88,6 +90,16 @@ impl RedisConfig {
     #[must_use]
     pub fn max_local_ttl(mut self, ttl: Duration) -> Self {
         self.max_local_ttl = ttl;
+        self
+    }
+
+    /// Whether a standalone server's RESP3 client tracking (`CLIENT TRACKING ON BCAST`)
+    /// carries invalidations (default on). It also reports writes made by other programs and
+    /// keys Redis expires or evicts. It needs a server with RESP3 (Redis 6+, Valkey); without
+    /// it, and always for a Cluster, invalidations travel on a pub/sub channel.
+    #[must_use]
+    pub fn tracking(mut self, on: bool) -> Self {
+        self.tracking = on;
         self
     }
 

@@ -82,6 +82,9 @@ pub struct RedisTier {
 struct Inner {
     conn: Conn,
     config: RedisConfig,
+    /// RESP3 pushes (invalidations, disconnections) of the standalone connection, for the
+    /// tiered cache's tracker to take.
+    pushes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>>>,
     counters: Counters,
     last_error_log: Mutex<Option<Instant>>,
 }
@@ -96,6 +99,7 @@ impl RedisTier {
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis) for a malformed URL or an unreachable Cluster.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let mut pushes = None;
         let conn = if config.cluster {
             let client = ClusterClientBuilder::new(config.urls.clone())
                 .connection_timeout(config.timeout)
@@ -105,12 +109,23 @@ impl RedisTier {
             Conn::Cluster(client.get_async_connection().await?)
         } else {
             let url = config.urls.first().cloned().unwrap_or_default();
-            let client = redis::Client::open(url)?;
-            let manager_config = ConnectionManagerConfig::new()
+            let mut info = redis::IntoConnectionInfo::into_connection_info(url.as_str())?;
+            let mut manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.timeout))
                 .set_response_timeout(Some(config.timeout))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_millis(500));
+            if config.tracking {
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                info = info.set_redis_settings(settings);
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                manager_config = manager_config.set_push_sender(tx);
+                pushes = Some(rx);
+            }
+            let client = redis::Client::open(info)?;
             Conn::Single(ConnectionManager::new_lazy_with_config(
                 client,
                 manager_config,
@@ -122,6 +137,7 @@ impl RedisTier {
                 config,
                 counters: Counters::default(),
                 last_error_log: Mutex::new(None),
+                pushes: Mutex::new(pushes),
             }),
         })
     }
@@ -388,6 +404,50 @@ impl RedisTier {
         if let Err(e) = result {
             self.note_error(&e);
         }
+    }
+
+    /// The RESP3 push stream (once), if this tier asked for one.
+    pub(crate) fn take_pushes(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>> {
+        self.inner.pushes.lock().take()
+    }
+
+    /// The prefix of data keys, as tracking reports them.
+    pub(crate) fn data_prefix(&self) -> Vec<u8> {
+        self.data_key(b"")
+    }
+
+    /// The prefix of the Redis keys holding values (`{prefix}:k:`), for tests and tools that
+    /// look at Redis directly.
+    #[doc(hidden)]
+    pub fn data_prefix_for_tests(&self) -> Vec<u8> {
+        self.data_prefix()
+    }
+
+    /// Turns on broadcast tracking of this tier's data keys on its (standalone) connection:
+    /// Redis then pushes an invalidation for every change to them, except those made through
+    /// this connection (`NOLOOP`). Must be redone after every reconnect.
+    ///
+    /// # Errors
+    /// A Redis failure, or a Cluster (not supported here).
+    pub(crate) async fn enable_tracking(&self) -> RedisResult<()> {
+        let Conn::Single(c) = &self.inner.conn else {
+            return Err((
+                redis::ErrorKind::Client,
+                "tracking is used with a standalone server",
+            )
+                .into());
+        };
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(self.data_prefix())
+            .arg("NOLOOP")
+            .query_async::<()>(&mut c.clone())
+            .await
     }
 
     /// Publishes an invalidation message.

@@ -142,15 +142,35 @@ where
         ) << 64
             | u128::from(std::hash::RandomState::new().hash_one(now_ms()));
         let subscription = Arc::new(Subscription::default());
-        let url = self.config.urls.first().cloned().unwrap_or_default();
-        let subscriber = tokio::spawn(coherence::subscribe(
-            url,
-            redis.channel(),
-            origin,
-            local.clone(),
-            subscription.clone(),
-            self.config.timeout,
-        ));
+        let tracked = match redis.take_pushes() {
+            Some(pushes)
+                if tokio::time::timeout(self.config.timeout * 4, redis.enable_tracking())
+                    .await
+                    .is_ok_and(|r| r.is_ok()) =>
+            {
+                Some(tokio::spawn(coherence::track(
+                    redis.clone(),
+                    pushes,
+                    local.clone(),
+                    subscription.clone(),
+                )))
+            }
+            _ => None,
+        };
+        let subscriber = match tracked {
+            Some(tracker) => tracker,
+            None => {
+                let url = self.config.urls.first().cloned().unwrap_or_default();
+                tokio::spawn(coherence::subscribe(
+                    url,
+                    redis.channel(),
+                    origin,
+                    local.clone(),
+                    subscription.clone(),
+                    self.config.timeout,
+                ))
+            }
+        };
         Ok(TieredCache {
             inner: Arc::new(Inner {
                 local,

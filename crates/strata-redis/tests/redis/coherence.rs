@@ -163,3 +163,40 @@ async fn invalidations_reach_another_client_in_a_cluster() {
     };
     invalidations_reach_the_other_client(config).await;
 }
+
+/// With client tracking, a change made by another program (here a plain `DEL`) reaches the
+/// local tiers too.
+#[tokio::test(flavor = "multi_thread")]
+async fn tracking_sees_writes_by_other_programs() {
+    let Some(config) = standalone_config("tracking") else {
+        return;
+    };
+    let cache = tiered(config.clone(), None).await;
+    cache
+        .insert(&"k".to_string(), "v".to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get(&"k".to_string()).await.unwrap().as_deref(),
+        Some("v")
+    );
+    let data_key = {
+        let mut key = cache.redis().data_prefix_for_tests();
+        key.extend_from_slice(b"\x01k"); // postcard's encoding of "k"
+        key
+    };
+    let mut raw = crate::raw(&crate::standalone().unwrap()).await;
+    let deleted: i64 = redis::AsyncCommands::del(&mut raw, &data_key)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let start = Instant::now();
+    while cache.get(&"k".to_string()).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the local copy outlived the DEL"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(cache.stats().invalidations_received >= 1);
+}

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod codec;
 mod coherence;
 mod config;
 mod error;
@@ -33,6 +34,7 @@ mod stats;
 mod tier;
 mod tiered;
 
+pub use codec::{Codec, Json, Lz4, Postcard};
 pub use config::RedisConfig;
 pub use error::{Error, Result};
 pub use stats::TierStats;

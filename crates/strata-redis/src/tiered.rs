@@ -14,6 +14,7 @@ use strata::{Cache, DiskStore, InsertOptions, Tag};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
+use crate::codec::{Codec, Postcard};
 use crate::coherence::{self, LocalTiers, Message, Subscription};
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
@@ -94,6 +95,7 @@ pub struct TieredBuilder<K, V> {
     config: RedisConfig,
     memory: Option<u64>,
     disk: Option<DiskStore>,
+    codec: Arc<dyn Codec<V>>,
     _types: PhantomData<fn(K) -> V>,
 }
 
@@ -111,6 +113,13 @@ where
     /// A disk tier between memory and Redis.
     pub fn disk(mut self, store: DiskStore) -> Self {
         self.disk = Some(store);
+        self
+    }
+
+    /// How values are encoded on disk and in Redis (default [`Postcard`]; see
+    /// [`Json`] and [`Lz4`]).
+    pub fn codec(mut self, codec: impl Codec<V>) -> Self {
+        self.codec = Arc::new(codec);
         self
     }
 
@@ -173,6 +182,7 @@ where
         };
         Ok(TieredCache {
             inner: Arc::new(Inner {
+                codec: self.codec,
                 local,
                 redis,
                 origin,
@@ -186,6 +196,7 @@ where
 }
 
 struct Inner<V> {
+    codec: Arc<dyn Codec<V>>,
     local: Arc<Local<V>>,
     redis: RedisTier,
     origin: u128,
@@ -227,6 +238,7 @@ where
             config,
             memory: None,
             disk: None,
+            codec: Arc::new(Postcard),
             _types: PhantomData,
         }
     }
@@ -300,7 +312,7 @@ where
         if let Some(disk) = &local.disk
             && let Ok(Some(bytes)) = disk.get(key)
             && let Some((expires_at, value)) =
-                split_stamp(&bytes).and_then(|(at, b)| Some((at, decode::<V>(b)?)))
+                split_stamp(&bytes).and_then(|(at, b)| Some((at, self.inner.codec.decode(b)?)))
             && expires_at.is_none_or(|at| at > now)
         {
             if let Some(memory) = &local.memory {
@@ -323,7 +335,7 @@ where
         let Some((tags, bytes)) = unwrap_tags(&stored) else {
             return Ok(None);
         };
-        let Some(value) = decode::<V>(bytes) else {
+        let Some(value) = self.inner.codec.decode(bytes) else {
             return Ok(None);
         };
         // Promote only if no invalidation arrived while we read: what we read may be the
@@ -366,7 +378,14 @@ where
         ttl: Option<Duration>,
         tags: &[Tag],
     ) -> Result<()> {
-        let bytes = encode(value, "value")?;
+        let bytes = self
+            .inner
+            .codec
+            .encode(value)
+            .map_err(|reason| Error::Encode {
+                what: "value",
+                reason,
+            })?;
         self.inner
             .redis
             .insert(key, &wrap_tags(tags, &bytes), ttl, tags)
@@ -567,8 +586,4 @@ fn encode<T: Serialize + ?Sized>(value: &T, what: &'static str) -> Result<Vec<u8
         what,
         reason: e.to_string(),
     })
-}
-
-fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Option<V> {
-    postcard::from_bytes(bytes).ok()
 }

@@ -16,7 +16,7 @@
 //! use strata_redis::{RedisConfig, TieredCache};
 //!
 //! let config = RedisConfig::standalone("redis://127.0.0.1:6379").prefix("myapp");
-//! let cache: TieredCache<String, String> = TieredCache::builder(config)
+//! let cache: TieredCache<String, String> = TieredCache::builder().redis(config)
 //!     .memory(10_000)
 //!     .build()
 //!     .await?;

@@ -92,7 +92,7 @@ pub struct TieredStats {
 /// Builds a [`TieredCache`].
 #[must_use]
 pub struct TieredBuilder<K, V> {
-    config: RedisConfig,
+    redis: Option<RedisConfig>,
     memory: Option<u64>,
     disk: Option<DiskStore>,
     codec: Arc<dyn Codec<V>>,
@@ -116,6 +116,12 @@ where
         self
     }
 
+    /// Redis as the shared tier behind the local ones.
+    pub fn redis(mut self, config: RedisConfig) -> Self {
+        self.redis = Some(config);
+        self
+    }
+
     /// How values are encoded on disk and in Redis (default [`Postcard`]; see
     /// [`Json`] and [`Lz4`]).
     pub fn codec(mut self, codec: impl Codec<V>) -> Self {
@@ -123,7 +129,7 @@ where
         self
     }
 
-    /// Connects to Redis and subscribes to the invalidation channel.
+    /// Opens the tiers; with Redis, connects and starts listening for invalidations.
     ///
     /// # Errors
     /// [`Error::Redis`] for a bad URL or an unreachable Cluster; [`Error::Local`] for a bad
@@ -145,40 +151,19 @@ where
             memory,
             disk: self.disk,
         });
-        let redis = RedisTier::connect(self.config.clone()).await?;
         let origin = u128::from(
             std::hash::RandomState::new().hash_one((std::process::id(), Instant::now())),
         ) << 64
             | u128::from(std::hash::RandomState::new().hash_one(now_ms()));
         let subscription = Arc::new(Subscription::default());
-        let tracked = match redis.take_pushes() {
-            Some(pushes)
-                if tokio::time::timeout(self.config.timeout * 4, redis.enable_tracking())
-                    .await
-                    .is_ok_and(|r| r.is_ok()) =>
-            {
-                Some(tokio::spawn(coherence::track(
-                    redis.clone(),
-                    pushes,
-                    local.clone(),
-                    subscription.clone(),
-                )))
+        let (redis, subscriber) = match &self.redis {
+            Some(config) => {
+                let redis = RedisTier::connect(config.clone()).await?;
+                let task =
+                    listen(&redis, config, origin, local.clone(), subscription.clone()).await;
+                (Some(redis), Some(task))
             }
-            _ => None,
-        };
-        let subscriber = match tracked {
-            Some(tracker) => tracker,
-            None => {
-                let url = self.config.urls.first().cloned().unwrap_or_default();
-                tokio::spawn(coherence::subscribe(
-                    url,
-                    redis.channel(),
-                    origin,
-                    local.clone(),
-                    subscription.clone(),
-                    self.config.timeout,
-                ))
-            }
+            None => (None, None),
         };
         Ok(TieredCache {
             inner: Arc::new(Inner {
@@ -198,21 +183,49 @@ where
 struct Inner<V> {
     codec: Arc<dyn Codec<V>>,
     local: Arc<Local<V>>,
-    redis: RedisTier,
+    redis: Option<RedisTier>,
     origin: u128,
     subscription: Arc<Subscription>,
-    subscriber: JoinHandle<()>,
+    subscriber: Option<JoinHandle<()>>,
     /// In-flight loads in this process, one per key.
     flights: Mutex<HashMap<Vec<u8>, Arc<OnceCell<V>>>>,
 }
 
 impl<V> Drop for Inner<V> {
     fn drop(&mut self) {
-        self.subscriber.abort();
+        if let Some(task) = &self.subscriber {
+            task.abort();
+        }
     }
 }
 
-/// Memory → disk → Redis behind one API, coherent across processes. Cloning shares it.
+/// Learns of other processes' changes: RESP3 tracking where it works, pub/sub otherwise.
+async fn listen<V: Clone + Send + Sync + 'static>(
+    redis: &RedisTier,
+    config: &RedisConfig,
+    origin: u128,
+    local: Arc<Local<V>>,
+    subscription: Arc<Subscription>,
+) -> JoinHandle<()> {
+    if let Some(pushes) = redis.take_pushes() {
+        let enabled = tokio::time::timeout(config.timeout * 4, redis.enable_tracking()).await;
+        if enabled.is_ok_and(|r| r.is_ok()) {
+            return tokio::spawn(coherence::track(redis.clone(), pushes, local, subscription));
+        }
+    }
+    let url = config.urls.first().cloned().unwrap_or_default();
+    tokio::spawn(coherence::subscribe(
+        url,
+        redis.channel(),
+        origin,
+        local,
+        subscription,
+        config.timeout,
+    ))
+}
+
+/// Memory → disk → Redis (any subset) behind one API, coherent across processes. Cloning
+/// shares it.
 pub struct TieredCache<K, V> {
     inner: Arc<Inner<V>>,
     _types: PhantomData<fn(K) -> V>,
@@ -232,10 +245,11 @@ where
     K: Serialize,
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// A builder over the Redis described by `config`.
-    pub fn builder(config: RedisConfig) -> TieredBuilder<K, V> {
+    /// A builder; add the tiers you want ([`memory`](TieredBuilder::memory),
+    /// [`disk`](TieredBuilder::disk), [`redis`](TieredBuilder::redis)).
+    pub fn builder() -> TieredBuilder<K, V> {
         TieredBuilder {
-            config,
+            redis: None,
             memory: None,
             disk: None,
             codec: Arc::new(Postcard),
@@ -243,19 +257,21 @@ where
         }
     }
 
-    /// The Redis tier underneath.
-    pub fn redis(&self) -> &RedisTier {
-        &self.inner.redis
+    /// The Redis tier underneath, if there is one.
+    pub fn redis(&self) -> Option<&RedisTier> {
+        self.inner.redis.as_ref()
     }
 
-    fn local_ttl(&self, expires_at: Option<u64>) -> (Duration, Option<u64>) {
-        let max = self.inner.redis.config().max_local_ttl;
-        let cap = now_ms() + max.as_millis() as u64;
-        let at = expires_at.map_or(cap, |at| at.min(cap));
-        (
-            Duration::from_millis(at.saturating_sub(now_ms()).max(1)),
-            expires_at,
-        )
+    /// How long a local copy may live: until the entry expires, and (with Redis, the
+    /// coherence backstop) at most `max_local_ttl`. `None`: forever.
+    fn local_ttl(&self, expires_at: Option<u64>) -> Option<Duration> {
+        let now = now_ms();
+        let left = expires_at.map(|at| Duration::from_millis(at.saturating_sub(now).max(1)));
+        match (&self.inner.redis, left) {
+            (Some(redis), Some(left)) => Some(left.min(redis.config().max_local_ttl)),
+            (Some(redis), None) => Some(redis.config().max_local_ttl),
+            (None, left) => left,
+        }
     }
 
     /// Stores in the local tiers (capped at `max_local_ttl`).
@@ -267,13 +283,14 @@ where
         expires_at: Option<u64>,
         tags: &[Tag],
     ) {
-        let (local_ttl, expires_at) = self.local_ttl(expires_at);
-        let options = InsertOptions::new()
-            .ttl(local_ttl)
-            .tags(tags.iter().cloned());
+        let mut options = InsertOptions::new().tags(tags.iter().cloned());
+        if let Some(ttl) = self.local_ttl(expires_at) {
+            options = options.ttl(ttl);
+        }
         if let Some(disk) = &self.inner.local.disk {
+            // Expiry and tags travel with the value, so promoting it into memory keeps both.
             let mut stamped = expires_at.unwrap_or(0).to_le_bytes().to_vec();
-            stamped.extend_from_slice(bytes);
+            stamped.extend_from_slice(&wrap_tags(tags, bytes));
             // A failed local write only costs a later miss.
             let _ = disk.insert_with(key, &stamped, &options);
         }
@@ -311,25 +328,30 @@ where
         }
         if let Some(disk) = &local.disk
             && let Ok(Some(bytes)) = disk.get(key)
-            && let Some((expires_at, value)) =
-                split_stamp(&bytes).and_then(|(at, b)| Some((at, self.inner.codec.decode(b)?)))
+            && let Some((expires_at, tags, value)) = split_stamp(&bytes).and_then(|(at, b)| {
+                let (tags, payload) = unwrap_tags(b)?;
+                Some((at, tags, self.inner.codec.decode(payload)?))
+            })
             && expires_at.is_none_or(|at| at > now)
         {
             if let Some(memory) = &local.memory {
-                let (ttl, _) = self.local_ttl(expires_at);
-                memory.insert_with_ttl(
-                    key.to_vec(),
-                    Stamped {
-                        value: value.clone(),
-                        expires_at,
-                    },
-                    ttl,
-                );
+                let mut options = InsertOptions::new().tags(tags);
+                if let Some(ttl) = self.local_ttl(expires_at) {
+                    options = options.ttl(ttl);
+                }
+                let stamped = Stamped {
+                    value: value.clone(),
+                    expires_at,
+                };
+                memory.insert_with(key.to_vec(), stamped, &options);
             }
             return Ok(Some(value));
         }
         let epoch = self.inner.subscription.epoch.load(Ordering::Acquire);
-        let Some((stored, ttl)) = self.inner.redis.get(key).await? else {
+        let Some(redis) = &self.inner.redis else {
+            return Ok(None);
+        };
+        let Some((stored, ttl)) = redis.get(key).await? else {
             return Ok(None);
         };
         let Some((tags, bytes)) = unwrap_tags(&stored) else {
@@ -386,10 +408,11 @@ where
                 what: "value",
                 reason,
             })?;
-        self.inner
-            .redis
-            .insert(key, &wrap_tags(tags, &bytes), ttl, tags)
-            .await?;
+        if let Some(redis) = &self.inner.redis {
+            redis
+                .insert(key, &wrap_tags(tags, &bytes), ttl, tags)
+                .await?;
+        }
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
         self.store_local(key, value, &bytes, expires_at, tags);
         self.announce(Message::Key(key.to_vec())).await;
@@ -402,7 +425,9 @@ where
     /// [`Error::Encode`]; in strict mode, a Redis failure.
     pub async fn remove(&self, key: &K) -> Result<()> {
         let key = encode(key, "key")?;
-        self.inner.redis.remove(&key).await?;
+        if let Some(redis) = &self.inner.redis {
+            redis.remove(&key).await?;
+        }
         let message = Message::Key(key);
         self.inner.local.apply(&message);
         self.announce(message).await;
@@ -415,7 +440,19 @@ where
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
-        let n = self.inner.redis.invalidate_tag(tag).await?;
+        let n = match &self.inner.redis {
+            Some(redis) => redis.invalidate_tag(tag).await?,
+            // Without Redis, the deepest local tier holds them all.
+            None => {
+                let local = &self.inner.local;
+                let in_memory = local.memory.as_ref().map_or(0, |m| m.invalidate_tag(tag));
+                let on_disk = local
+                    .disk
+                    .as_ref()
+                    .map_or(Ok(0), |d| d.invalidate_tag(tag))?;
+                in_memory.max(on_disk)
+            }
+        };
         let message = Message::Tag(tag.to_string());
         self.inner.local.apply(&message);
         self.announce(message).await;
@@ -427,17 +464,20 @@ where
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn invalidate_all(&self) -> Result<()> {
-        self.inner.redis.invalidate_all().await?;
+        if let Some(redis) = &self.inner.redis {
+            redis.invalidate_all().await?;
+        }
         self.inner.local.apply(&Message::All);
         self.announce(Message::All).await;
         Ok(())
     }
 
     async fn announce(&self, message: Message) {
-        self.inner
-            .redis
-            .publish(coherence::encode(self.inner.origin, &message))
-            .await;
+        if let Some(redis) = &self.inner.redis {
+            redis
+                .publish(coherence::encode(self.inner.origin, &message))
+                .await;
+        }
     }
 
     /// The value for `key`, computing it with `init` if no tier has it. Concurrent callers
@@ -473,7 +513,11 @@ where
 
     /// The leader's load: lease, or wait for the lease holder's value.
     async fn load(&self, key: &[u8], init: impl Future<Output = V>) -> Result<V> {
-        let redis = &self.inner.redis;
+        let Some(redis) = &self.inner.redis else {
+            let v = init.await;
+            self.insert_bytes(key, &v, None, &[]).await?;
+            return Ok(v);
+        };
         let config = redis.config().clone();
         let deadline = Instant::now() + config.lease_wait;
         loop {
@@ -541,7 +585,12 @@ where
         TieredStats {
             memory: memory_stats,
             disk: disk_stats,
-            redis: self.inner.redis.stats(),
+            redis: self
+                .inner
+                .redis
+                .as_ref()
+                .map(RedisTier::stats)
+                .unwrap_or_default(),
             invalidations_received: s.received.load(Ordering::Relaxed),
             flushes_after_reconnect: s.flushes.load(Ordering::Relaxed),
             subscribed: s.connected.load(Ordering::Acquire),

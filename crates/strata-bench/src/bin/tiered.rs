@@ -80,18 +80,21 @@ async fn main() -> Result<(), BoxError> {
 
     // Through the tiered cache, with the value in memory, on disk, and only in Redis.
     let dir = tempfile::tempdir()?;
-    let memory: TieredCache<String, String> = TieredCache::builder(config.clone())
+    let memory: TieredCache<String, String> = TieredCache::builder()
+        .redis(config.clone())
         .memory(10_000)
         .build()
         .await?;
     let store = strata::DiskStore::builder(dir.path())
         .max_bytes(64 << 20)
         .open()?;
-    let disk: TieredCache<String, String> = TieredCache::builder(config.clone())
+    let disk: TieredCache<String, String> = TieredCache::builder()
+        .redis(config.clone())
         .disk(store.clone())
         .build()
         .await?;
-    let remote: TieredCache<String, String> = TieredCache::builder(config.clone()).build().await?;
+    let remote: TieredCache<String, String> =
+        TieredCache::builder().redis(config.clone()).build().await?;
     for key in &keys {
         memory.insert(key, value.clone()).await?;
     }
@@ -117,11 +120,13 @@ async fn main() -> Result<(), BoxError> {
 
     // Invalidation propagation: A overwrites a key that B holds locally; the time until B's
     // local tier has dropped it (B then reads the new value).
-    let a: TieredCache<String, String> = TieredCache::builder(config.clone())
+    let a: TieredCache<String, String> = TieredCache::builder()
+        .redis(config.clone())
         .memory(100)
         .build()
         .await?;
-    let b: TieredCache<String, String> = TieredCache::builder(config.clone())
+    let b: TieredCache<String, String> = TieredCache::builder()
+        .redis(config.clone())
         .memory(100)
         .build()
         .await?;

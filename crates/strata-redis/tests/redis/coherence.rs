@@ -12,7 +12,7 @@ async fn tiered(
     config: RedisConfig,
     disk: Option<&std::path::Path>,
 ) -> TieredCache<String, String> {
-    let mut builder = TieredCache::builder(config).memory(1000);
+    let mut builder = TieredCache::builder().redis(config).memory(1000);
     if let Some(dir) = disk {
         builder = builder.disk(
             strata::DiskStore::builder(dir)
@@ -181,7 +181,7 @@ async fn tracking_sees_writes_by_other_programs() {
         Some("v")
     );
     let data_key = {
-        let mut key = cache.redis().data_prefix_for_tests();
+        let mut key = cache.redis().unwrap().data_prefix_for_tests();
         key.extend_from_slice(b"\x01k"); // postcard's encoding of "k"
         key
     };
@@ -208,12 +208,14 @@ async fn a_compressed_json_codec_round_trips_and_shrinks_redis_values() {
         return;
     };
     let codec = || strata_redis::Lz4::new(strata_redis::Json);
-    let writer: TieredCache<String, Vec<String>> = TieredCache::builder(config.clone())
+    let writer: TieredCache<String, Vec<String>> = TieredCache::builder()
+        .redis(config.clone())
         .codec(codec())
         .build()
         .await
         .unwrap();
-    let reader: TieredCache<String, Vec<String>> = TieredCache::builder(config.clone())
+    let reader: TieredCache<String, Vec<String>> = TieredCache::builder()
+        .redis(config.clone())
         .memory(10)
         .codec(codec())
         .build()
@@ -230,7 +232,13 @@ async fn a_compressed_json_codec_round_trips_and_shrinks_redis_values() {
         reader.get(&"report".to_string()).await.unwrap(),
         Some(rows.clone())
     );
-    let (stored, _) = writer.redis().get(b"\x06report").await.unwrap().unwrap();
+    let (stored, _) = writer
+        .redis()
+        .unwrap()
+        .get(b"\x06report")
+        .await
+        .unwrap()
+        .unwrap();
     let json_len = serde_json::to_vec(&rows).unwrap().len();
     assert!(
         stored.len() < json_len / 4,
@@ -239,6 +247,55 @@ async fn a_compressed_json_codec_round_trips_and_shrinks_redis_values() {
     );
     // A reader with another codec sees a miss, not garbage.
     let other: TieredCache<String, Vec<String>> =
-        TieredCache::builder(config).build().await.unwrap();
+        TieredCache::builder().redis(config).build().await.unwrap();
     assert_eq!(other.get(&"report".to_string()).await.unwrap(), None);
+}
+
+/// Any subset of tiers: memory and disk without Redis is a local two-tier cache.
+#[tokio::test]
+async fn memory_and_disk_without_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = strata::DiskStore::builder(dir.path())
+        .max_bytes(16 << 20)
+        .open()
+        .unwrap();
+    let cache: TieredCache<u32, String> = TieredCache::builder()
+        .memory(2)
+        .disk(store.clone())
+        .build()
+        .await
+        .unwrap();
+    assert!(cache.redis().is_none());
+    for i in 0..10 {
+        cache
+            .insert_with(
+                &i,
+                format!("v{i}"),
+                Some(Duration::from_secs(60)),
+                &[Tag::from("all")],
+            )
+            .await
+            .unwrap();
+    }
+    // Memory holds 2; the rest come back from disk, promoted with their tags.
+    for i in 0..10 {
+        assert_eq!(cache.get(&i).await.unwrap(), Some(format!("v{i}")));
+    }
+    assert!(cache.stats().disk.hits > 0);
+    assert_eq!(cache.invalidate_tag("all").await.unwrap(), 10);
+    for i in 0..10 {
+        assert_eq!(
+            cache.get(&i).await.unwrap(),
+            None,
+            "key {i} survived the tag"
+        );
+    }
+    assert_eq!(
+        cache
+            .get_with(42, async { "computed".to_string() })
+            .await
+            .unwrap(),
+        "computed"
+    );
+    assert_eq!(store.len(), 1);
 }

@@ -69,7 +69,8 @@ async fn callers_see_no_error_while_redis_is_down_and_local_tiers_flush_on_recon
     let config = RedisConfig::standalone(&url)
         .prefix(crate::prefix("outage"))
         .timeout(Duration::from_millis(200));
-    let cache: TieredCache<String, u64> = TieredCache::builder(config)
+    let cache: TieredCache<String, u64> = TieredCache::builder()
+        .redis(config)
         .memory(1000)
         .build()
         .await
@@ -98,7 +99,8 @@ async fn callers_see_no_error_while_redis_is_down_and_local_tiers_flush_on_recon
         .prefix(crate::prefix("strict"))
         .timeout(Duration::from_millis(200))
         .strict(true);
-    let strict: TieredCache<String, u64> = TieredCache::builder(strict).build().await.unwrap();
+    let strict: TieredCache<String, u64> =
+        TieredCache::builder().redis(strict).build().await.unwrap();
     assert!(strict.get(&"a".to_string()).await.is_err());
 
     // Redis comes back (empty: no persistence). The subscriber reconnects and flushes the
@@ -120,6 +122,6 @@ async fn callers_see_no_error_while_redis_is_down_and_local_tiers_flush_on_recon
     );
     cache.insert(&"a".to_string(), 10).await.unwrap();
     assert_eq!(cache.get(&"a".to_string()).await.unwrap(), Some(10));
-    let stored = cache.redis().get(b"\x01a").await.unwrap();
+    let stored = cache.redis().unwrap().get(b"\x01a").await.unwrap();
     assert!(stored.is_some(), "written through to Redis again");
 }

@@ -21,7 +21,8 @@ async fn stampede_child() {
         return;
     };
     let config = RedisConfig::standalone(&url).prefix(&prefix);
-    let cache: TieredCache<String, String> = TieredCache::builder(config)
+    let cache: TieredCache<String, String> = TieredCache::builder()
+        .redis(config)
         .memory(100)
         .build()
         .await
@@ -115,7 +116,8 @@ async fn a_dead_holders_lease_expires() {
     let lease = tier.try_lease(&key).await.unwrap().expect("first lease");
     assert!(tier.try_lease(&key).await.unwrap().is_none(), "held");
     std::mem::forget(lease); // the holder "dies"
-    let cache: TieredCache<String, u32> = TieredCache::builder(config).build().await.unwrap();
+    let cache: TieredCache<String, u32> =
+        TieredCache::builder().redis(config).build().await.unwrap();
     let start = Instant::now();
     let value = cache.get_with("k".to_string(), async { 7 }).await.unwrap();
     assert_eq!(value, 7);

@@ -123,7 +123,7 @@ where
     }
 
     /// How values are encoded on disk and in Redis (default [`Postcard`]; see
-    /// [`Json`] and [`Lz4`]).
+    /// [`Json`](crate::Json) and [`Lz4`](crate::Lz4)).
     pub fn codec(mut self, codec: impl Codec<V>) -> Self {
         self.codec = Arc::new(codec);
         self

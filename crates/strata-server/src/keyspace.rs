@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,47 +17,84 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strata::{Cache, DiskStore, InsertOptions, Tag};
 
+use crate::compact::CompactBytes;
+
 use crate::state::{StripedCounter, stripe};
 
-/// Per-entry memory beyond key and value: slot, hash table, `Bytes` headers, expiry.
+/// Per-entry memory beyond the key's and value's bytes: the slot (key and value headers,
+/// links, weight), the hash table and the sketch.
 const ENTRY_OVERHEAD: usize = 96;
 const STRIPES: usize = 256;
 
-/// A stored value.
+/// A stored value: 40 bytes, with short values inline.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub(crate) value: Bytes,
+    pub(crate) value: CompactBytes,
     /// Unix milliseconds.
-    pub(crate) expires_at: Option<u64>,
-    pub(crate) tags: Arc<[Tag]>,
+    expires: Option<NonZeroU64>,
+    tags: Option<Arc<Vec<Tag>>>,
 }
 
 impl Entry {
-    pub(crate) fn new(value: Bytes) -> Self {
+    pub(crate) fn new(value: &[u8]) -> Self {
         Self {
-            value,
-            expires_at: None,
-            tags: Arc::from([]),
+            value: CompactBytes::new(value),
+            expires: None,
+            tags: None,
         }
     }
 
+    /// Unix milliseconds after which the entry is gone.
+    pub(crate) fn expires_at(&self) -> Option<u64> {
+        self.expires.map(NonZeroU64::get)
+    }
+
+    #[must_use]
+    pub(crate) fn with_expiry(mut self, at: Option<u64>) -> Self {
+        self.expires = at.and_then(NonZeroU64::new);
+        self
+    }
+
+    /// The same entry (expiry, tags) with another value.
+    #[must_use]
+    pub(crate) fn with_value(mut self, value: &[u8]) -> Self {
+        self.value = CompactBytes::new(value);
+        self
+    }
+
+    pub(crate) fn tags(&self) -> &[Tag] {
+        self.tags.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    #[must_use]
+    pub(crate) fn with_tags(mut self, tags: Vec<Tag>) -> Self {
+        self.tags = (!tags.is_empty()).then(|| Arc::new(tags));
+        self
+    }
+
+    /// The value, for a reply.
+    pub(crate) fn value_bytes(&self) -> Bytes {
+        self.value.to_bytes()
+    }
+
     fn expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        self.expires_at().is_some_and(|at| at <= now)
     }
 
     /// [`expired`](Self::expired), reading the clock only for an entry that can expire.
     fn expired_now(&self) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_ms())
+        self.expires_at().is_some_and(|at| at <= now_ms())
     }
 
     /// Disk encoding: expiry (u64, 0 for none), tag count (u16), tags (u16 length + bytes),
     /// value.
     fn encode(&self) -> Vec<u8> {
-        let tags_len: usize = self.tags.iter().map(|t| 2 + t.len()).sum();
+        let tags = self.tags();
+        let tags_len: usize = tags.iter().map(|t| 2 + t.len()).sum();
         let mut out = Vec::with_capacity(10 + tags_len + self.value.len());
-        out.extend_from_slice(&self.expires_at.unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&(self.tags.len() as u16).to_le_bytes());
-        for tag in self.tags.iter() {
+        out.extend_from_slice(&self.expires_at().unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
+        for tag in tags {
             out.extend_from_slice(&(tag.len() as u16).to_le_bytes());
             out.extend_from_slice(tag.as_bytes());
         }
@@ -64,8 +102,7 @@ impl Entry {
         out
     }
 
-    fn decode(bytes: Vec<u8>) -> Option<Self> {
-        let bytes = Bytes::from(bytes);
+    fn decode(bytes: &[u8]) -> Option<Self> {
         let expires_at = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
         let count = u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?);
         let mut at = 10;
@@ -77,16 +114,16 @@ impl Entry {
             ));
             at += 2 + len;
         }
-        Some(Self {
-            value: bytes.slice(at..),
-            expires_at: (expires_at != 0).then_some(expires_at),
-            tags: tags.into(),
-        })
+        Some(
+            Self::new(&bytes[at..])
+                .with_expiry(Some(expires_at))
+                .with_tags(tags),
+        )
     }
 
     fn options(&self, now: u64) -> InsertOptions {
-        let mut options = InsertOptions::new().tags(self.tags.iter().cloned());
-        if let Some(at) = self.expires_at {
+        let mut options = InsertOptions::new().tags(self.tags().iter().cloned());
+        if let Some(at) = self.expires_at() {
             options = options.ttl(Duration::from_millis(at.saturating_sub(now).max(1)));
         }
         options
@@ -148,7 +185,7 @@ struct Watches {
 }
 
 pub(crate) struct Keyspace {
-    memory: Cache<Bytes, Entry>,
+    memory: Cache<CompactBytes, Entry>,
     hasher: std::hash::RandomState,
     disk: Option<DiskStore>,
     stripes: Box<[Mutex<()>]>,
@@ -169,11 +206,11 @@ impl Keyspace {
     pub(crate) fn new(maxmemory: u64, disk: Option<DiskStore>) -> Result<Self, strata::Error> {
         let memory = Cache::builder()
             .max_capacity(maxmemory)
-            .weigher(|k: &Bytes, e: &Entry| {
+            .weigher(|k: &CompactBytes, e: &Entry| {
                 u32::try_from(k.len() + e.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
             })
             .expire_after(|_, e: &Entry| {
-                e.expires_at
+                e.expires_at()
                     .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(1)))
             })
             .build()?;
@@ -221,7 +258,7 @@ impl Keyspace {
 
     /// The live entry for `key`, not counted.
     pub(crate) fn peek(&self, key: &Bytes) -> Option<Entry> {
-        if let Some(entry) = self.memory.get(key).filter(|e| !e.expired_now()) {
+        if let Some(entry) = self.memory.get(&key[..]).filter(|e| !e.expired_now()) {
             return Some(entry);
         }
         self.disk.as_ref()?;
@@ -235,7 +272,7 @@ impl Keyspace {
             .memory
             .iter()
             .filter(|(_, e)| !e.expired(now))
-            .map(|(k, _)| k)
+            .map(|(k, _)| k.to_bytes())
             .collect();
         if let Some(disk) = &self.disk {
             match disk.keys() {
@@ -277,7 +314,7 @@ impl Keyspace {
         }
     }
 
-    pub(crate) fn memory(&self) -> &Cache<Bytes, Entry> {
+    pub(crate) fn memory(&self) -> &Cache<CompactBytes, Entry> {
         &self.memory
     }
 
@@ -350,7 +387,12 @@ impl KeyGuard<'_> {
     pub(crate) fn get(&self) -> Option<Entry> {
         let now = now_ms();
         // Not counted: the caller's lookup (if any) counted its miss already.
-        if let Some(entry) = self.ks.memory.peek(&self.key).filter(|e| !e.expired(now)) {
+        if let Some(entry) = self
+            .ks
+            .memory
+            .peek(&self.key[..])
+            .filter(|e| !e.expired(now))
+        {
             return Some(entry);
         }
         let disk = self.ks.disk.as_ref()?;
@@ -361,8 +403,8 @@ impl KeyGuard<'_> {
                 return None;
             }
         };
-        let entry = Entry::decode(bytes).filter(|e| !e.expired(now))?;
-        let key = Bytes::copy_from_slice(&self.key);
+        let entry = Entry::decode(&bytes).filter(|e| !e.expired(now))?;
+        let key = CompactBytes::new(&self.key);
         self.ks
             .memory
             .insert_with(key, entry.clone(), &entry.options(now));
@@ -376,18 +418,15 @@ impl KeyGuard<'_> {
             self.remove()?;
             return Ok(());
         }
-        // Own the bytes: a parsed request's arguments are slices of the connection's read
-        // buffer, and a stored slice would keep all of that buffer alive.
-        let entry = Entry {
-            value: Bytes::copy_from_slice(&entry.value),
-            ..entry
-        };
         let options = entry.options(now);
         if let Some(disk) = &self.ks.disk {
             disk.insert_with(&self.key, &entry.encode(), &options)?;
         }
-        let key = Bytes::copy_from_slice(&self.key);
-        self.ks.memory.insert_with(key, entry, &options);
+        // The key is copied out of the request (whose bytes share the connection's read
+        // buffer); the value was, when the entry was made.
+        self.ks
+            .memory
+            .insert_with(CompactBytes::new(&self.key), entry, &options);
         self.ks.touch(&self.key);
         Ok(())
     }
@@ -398,7 +437,7 @@ impl KeyGuard<'_> {
         if let Some(disk) = &self.ks.disk {
             disk.remove(&self.key)?;
         }
-        self.ks.memory.remove(&self.key);
+        self.ks.memory.remove(&self.key[..]);
         if existed {
             self.ks.touch(&self.key);
         }

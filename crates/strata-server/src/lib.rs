@@ -17,6 +17,7 @@
 
 mod client;
 mod commands;
+mod compact;
 mod config;
 mod glob;
 mod keyspace;

@@ -7,7 +7,7 @@ use strata_resp::Frame;
 
 use super::{Ctx, err, int, syntax_error, write_failed};
 use crate::glob;
-use crate::keyspace::{Entry, now_ms};
+use crate::keyspace::now_ms;
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let mut removed = 0;
@@ -78,7 +78,7 @@ fn set_expiry(
     let Some(entry) = key.get() else {
         return Frame::Integer(0);
     };
-    let current = entry.expires_at;
+    let current = entry.expires_at();
     let allowed = (!nx || current.is_none())
         && (!xx || current.is_some())
         // No expiry counts as an infinite one.
@@ -90,10 +90,7 @@ fn set_expiry(
     let result = if at <= now_ms() as i64 {
         key.remove().map(|_| ())
     } else {
-        key.set(Entry {
-            expires_at: Some(at as u64),
-            ..entry
-        })
+        key.set(entry.with_expiry(Some(at as u64)))
     };
     match result {
         Ok(()) => Frame::Integer(1),
@@ -121,13 +118,7 @@ pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 fn expiry_query(ctx: &mut Ctx<'_>, key: &Bytes, f: impl Fn(u64) -> i64) -> Frame {
     match ctx.shared.keyspace.peek(key) {
         None => Frame::Integer(-2),
-        Some(Entry {
-            expires_at: None, ..
-        }) => Frame::Integer(-1),
-        Some(Entry {
-            expires_at: Some(at),
-            ..
-        }) => Frame::Integer(f(at)),
+        Some(entry) => Frame::Integer(entry.expires_at().map_or(-1, f)),
     }
 }
 
@@ -152,10 +143,7 @@ pub(crate) fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = ctx.shared.keyspace.lock(&args[1]);
     match key.get() {
-        Some(entry) if entry.expires_at.is_some() => match key.set(Entry {
-            expires_at: None,
-            ..entry
-        }) {
+        Some(entry) if entry.expires_at().is_some() => match key.set(entry.with_expiry(None)) {
             Ok(()) => Frame::Integer(1),
             Err(e) => write_failed(&e),
         },

@@ -6,14 +6,11 @@
 //! - `STRATA.INVALIDATE tag` removes every key carrying `tag` and returns how many, in both
 //!   tiers. ("When user 42 changes, drop everything derived from them.")
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use strata::Tag;
 use strata_resp::Frame;
 
 use super::{Ctx, err, write_failed};
-use crate::keyspace::Entry;
 
 fn tag_text(arg: &[u8]) -> Result<&str, Frame> {
     std::str::from_utf8(arg).map_err(|_| err("ERR tags must be UTF-8"))
@@ -31,16 +28,13 @@ pub(crate) fn tag(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let Some(entry) = key.get() else {
         return Frame::Integer(0);
     };
-    let mut all: Vec<Tag> = entry.tags.to_vec();
+    let mut all: Vec<Tag> = entry.tags().to_vec();
     for t in tags {
         if !all.contains(&t) {
             all.push(t);
         }
     }
-    match key.set(Entry {
-        tags: Arc::from(all),
-        ..entry
-    }) {
+    match key.set(entry.with_tags(all)) {
         Ok(()) => Frame::Integer(1),
         Err(e) => write_failed(&e),
     }

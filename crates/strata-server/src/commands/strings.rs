@@ -10,7 +10,7 @@ use crate::keyspace::{Entry, KeyGuard, now_ms};
 const MAX_STRING: usize = 512 << 20;
 
 fn value_or_null(entry: Option<Entry>) -> Frame {
-    entry.map_or(Frame::Null, |e| Frame::Bulk(e.value))
+    entry.map_or(Frame::Null, |e| Frame::Bulk(e.value_bytes()))
 }
 
 pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
@@ -83,14 +83,11 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return reply_old();
     }
     let expires_at = match exp {
-        Expiry::Keep => old.as_ref().and_then(|e| e.expires_at),
+        Expiry::Keep => old.as_ref().and_then(Entry::expires_at),
         Expiry::At(at) => Some(at),
         Expiry::Persist | Expiry::Unchanged => None,
     };
-    let entry = Entry {
-        expires_at,
-        ..Entry::new(args[2].clone())
-    };
+    let entry = Entry::new(&args[2]).with_expiry(expires_at);
     match key.set(entry) {
         Ok(()) if get => reply_old(),
         Ok(()) => Frame::ok(),
@@ -110,10 +107,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[Bytes], option: &[u8], command: &s
         Ok(_) => return syntax_error(),
         Err(e) => return e,
     };
-    let entry = Entry {
-        expires_at: Some(at),
-        ..Entry::new(args[3].clone())
-    };
+    let entry = Entry::new(&args[3]).with_expiry(Some(at));
     match ctx.shared.keyspace.lock(&args[1]).set(entry) {
         Ok(()) => Frame::ok(),
         Err(e) => write_failed(&e),
@@ -133,7 +127,7 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if key.get().is_some() {
         return Frame::Integer(0);
     }
-    match key.set(Entry::new(args[2].clone())) {
+    match key.set(Entry::new(&args[2])) {
         Ok(()) => Frame::Integer(1),
         Err(e) => write_failed(&e),
     }
@@ -143,7 +137,7 @@ pub(crate) fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = ctx.shared.keyspace.lock(&args[1]);
     let old = key.get();
     count_lookup(ctx, old.is_some());
-    match key.set(Entry::new(args[2].clone())) {
+    match key.set(Entry::new(&args[2])) {
         Ok(()) => value_or_null(old),
         Err(e) => write_failed(&e),
     }
@@ -178,15 +172,12 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     };
     count_lookup(ctx, true);
     let expires_at = match exp {
-        Expiry::Unchanged | Expiry::Keep => return Frame::Bulk(entry.value),
+        Expiry::Unchanged | Expiry::Keep => return Frame::Bulk(entry.value_bytes()),
         Expiry::Persist => None,
         Expiry::At(at) => Some(at),
     };
-    let value = entry.value.clone();
-    match key.set(Entry {
-        expires_at,
-        ..entry
-    }) {
+    let value = entry.value_bytes();
+    match key.set(entry.with_expiry(expires_at)) {
         Ok(()) => Frame::Bulk(value),
         Err(e) => write_failed(&e),
     }
@@ -206,12 +197,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return err("ERR wrong number of arguments for 'mset' command");
     }
     for pair in args[1..].chunks(2) {
-        if let Err(e) = ctx
-            .shared
-            .keyspace
-            .lock(&pair[0])
-            .set(Entry::new(pair[1].clone()))
-        {
+        if let Err(e) = ctx.shared.keyspace.lock(&pair[0]).set(Entry::new(&pair[1])) {
             return write_failed(&e);
         }
     }
@@ -230,7 +216,7 @@ pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         return Frame::Integer(0);
     }
     for pair in args[1..].chunks(2) {
-        if let Err(e) = keyspace.lock(&pair[0]).set(Entry::new(pair[1].clone())) {
+        if let Err(e) = keyspace.lock(&pair[0]).set(Entry::new(&pair[1])) {
             return write_failed(&e);
         }
     }
@@ -240,8 +226,8 @@ pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// Replaces the value of a locked key, keeping its expiry and tags.
 fn replace_value(key: &KeyGuard<'_>, old: Option<Entry>, value: Bytes) -> Result<(), Frame> {
     let entry = match old {
-        Some(old) => Entry { value, ..old },
-        None => Entry::new(value),
+        Some(old) => old.with_value(&value),
+        None => Entry::new(&value),
     };
     key.set(entry).map_err(|e| write_failed(&e))
 }
@@ -289,7 +275,9 @@ pub(crate) fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if start > end || start >= len {
         return Frame::bulk(Bytes::new());
     }
-    Frame::Bulk(entry.value.slice(start as usize..=end as usize))
+    Frame::bulk(Bytes::copy_from_slice(
+        &entry.value[start as usize..=end as usize],
+    ))
 }
 
 pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {

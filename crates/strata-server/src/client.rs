@@ -45,6 +45,7 @@ pub(crate) async fn serve(
             ..Limits::default()
         };
         let mut close = false;
+        let batch = Instant::now();
         loop {
             match parse_request(&mut input, &limits) {
                 Ok(Some(args)) if args.is_empty() => continue,
@@ -73,6 +74,7 @@ pub(crate) async fn serve(
                 }
             }
         }
+        session.stats.finish_batch(batch.elapsed());
         shared.stats.absorb(&mut session.stats);
         if !output.is_empty() {
             if stream.write_all(&output).await.is_err() {

@@ -102,6 +102,8 @@ pub(crate) struct LocalStats {
     touched: Vec<usize>,
     buckets: [u64; LATENCY_BUCKETS_US.len() + 1],
     sum_us: u64,
+    /// Commands of the batch being run.
+    batch: Vec<usize>,
 }
 
 impl Default for LocalStats {
@@ -112,12 +114,37 @@ impl Default for LocalStats {
             touched: Vec::new(),
             buckets: [0; LATENCY_BUCKETS_US.len() + 1],
             sum_us: 0,
+            batch: Vec::new(),
         }
     }
 }
 
 impl LocalStats {
-    pub(crate) fn record(&mut self, command: usize, took: Duration) {
+    /// Counts a command of the current batch; [`finish_batch`](Self::finish_batch) charges
+    /// it its share of the batch's time. (One clock reading per batch, not two per command:
+    /// reading the clock was 8% of a pipelined SET.)
+    pub(crate) fn count(&mut self, command: usize) {
+        self.batch.push(command);
+    }
+
+    /// Charges each command of the batch the batch's mean time.
+    pub(crate) fn finish_batch(&mut self, took: Duration) {
+        let Ok(n) = u32::try_from(self.batch.len()) else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        let each = took / n;
+        let batch = std::mem::take(&mut self.batch);
+        for &command in &batch {
+            self.record(command, each);
+        }
+        self.batch = batch;
+        self.batch.clear();
+    }
+
+    fn record(&mut self, command: usize, took: Duration) {
         let us = took.as_micros() as u64;
         self.commands += 1;
         let slot = &mut self.per_command[command];

@@ -11,7 +11,6 @@ mod transactions;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
 
 use bytes::Bytes;
 use strata_resp::{Frame, Protocol};
@@ -287,7 +286,6 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         .info
         .last_command
         .store(index, Ordering::Relaxed);
-    let start = Instant::now();
     let reply = {
         let keyspace = &ctx.shared.keyspace;
         let _guard = match command.lock {
@@ -297,15 +295,14 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         };
         (command.run)(ctx, args)
     };
-    ctx.session.stats.record(index, start.elapsed());
+    ctx.session.stats.count(index);
     reply
 }
 
 /// Runs a queued command inside `EXEC` (the keyspace is already locked exclusively).
 pub(crate) fn run_queued(ctx: &mut Ctx<'_>, index: usize, args: &[Bytes]) -> Frame {
-    let start = Instant::now();
     let reply = (COMMANDS[index].run)(ctx, args);
-    ctx.session.stats.record(index, start.elapsed());
+    ctx.session.stats.count(index);
     reply
 }
 

@@ -68,7 +68,9 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         i += 1;
     }
     let key = ctx.shared.keyspace.lock(&args[1]);
-    let old = key.get();
+    // A plain SET needs no read of the old value.
+    let needs_old = nx || xx || get || exp == Expiry::Keep;
+    let old = if needs_old { key.get() } else { None };
     if get {
         count_lookup(ctx, old.is_some());
     }

@@ -112,6 +112,46 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
     }
 }
 
+impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
+    /// Leads the flight for `key`, after waiting out (blocking) any flight already in the
+    /// air. `Err` carries the result of a flight waited on: its value, or its error if it has
+    /// the caller's error type.
+    pub(crate) fn lead<E: Send + Sync + 'static>(
+        &self,
+        hash: u64,
+        key: &K,
+    ) -> Result<LeaderGuard<'_, K, V>, Result<V, Arc<E>>> {
+        loop {
+            match self.join(hash, key) {
+                Role::Leader(flight) => return Ok(flight),
+                Role::Waiter(flight) => {
+                    if let Some(result) = landed(flight.wait()) {
+                        return Err(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`lead`](Self::lead), awaiting instead of blocking.
+    pub(crate) async fn lead_async<E: Send + Sync + 'static>(
+        &self,
+        hash: u64,
+        key: &K,
+    ) -> Result<LeaderGuard<'_, K, V>, Result<V, Arc<E>>> {
+        loop {
+            match self.join(hash, key) {
+                Role::Leader(flight) => return Ok(flight),
+                Role::Waiter(flight) => {
+                    if let Some(result) = landed(flight.wait_async().await) {
+                        return Err(result);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Held by the leader; lands the flight exactly once, as abandoned if dropped unlanded.
 pub(crate) struct LeaderGuard<'a, K: Hash + Eq, V: Clone> {
     flights: &'a Flights<K, V>,
@@ -149,9 +189,7 @@ impl<K: Hash + Eq, V: Clone> Drop for LeaderGuard<'_, K, V> {
 
 /// What a waiter makes of a landed flight: the value or (if it has the waiter's type) the
 /// error; `None` means "lead a new flight" (abandoned, or another call site's error type).
-pub(crate) fn landed<V, E: Send + Sync + 'static>(
-    outcome: Outcome<V>,
-) -> Option<Result<V, Arc<E>>> {
+fn landed<V, E: Send + Sync + 'static>(outcome: Outcome<V>) -> Option<Result<V, Arc<E>>> {
     match outcome {
         Outcome::Done(value) => Some(Ok(value)),
         Outcome::Failed(error) => error.downcast::<E>().ok().map(Err),

@@ -8,14 +8,7 @@ fn fill(port: u16, n: usize) {
     let mut expected = Vec::new();
     for i in 0..n {
         let (k, v) = (format!("key:{i}"), format!("value:{i}"));
-        wire.extend_from_slice(
-            format!(
-                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
-                k.len(),
-                v.len()
-            )
-            .as_bytes(),
-        );
+        wire.extend_from_slice(&crate::encode(&["SET", &k, &v]));
         expected.extend_from_slice(b"+OK\r\n");
     }
     c.send(&wire);

@@ -100,11 +100,7 @@ impl Conn {
 
     /// Sends a command as an array of bulk strings.
     pub fn command(&mut self, args: &[&str]) {
-        let mut out = format!("*{}\r\n", args.len());
-        for a in args {
-            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        self.send(out.as_bytes());
+        self.send(&encode(args));
     }
 
     /// Reads until `expected` has arrived (or fails after the timeout with what came).
@@ -150,6 +146,15 @@ impl Conn {
         self.command(args);
         self.expect(expected);
     }
+}
+
+/// A command as a RESP array of bulk strings.
+pub fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    out.into_bytes()
 }
 
 /// A port nobody listens on right now (for `--metrics-bind`).

@@ -79,15 +79,8 @@ fn a_pipeline_of_thousands_gets_every_reply_in_order() {
     let mut expected = Vec::new();
     for i in 0..5000 {
         let (k, v) = (format!("key{i}"), format!("value{i}"));
-        wire.extend_from_slice(
-            format!(
-                "*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n",
-                k.len(),
-                v.len()
-            )
-            .as_bytes(),
-        );
-        wire.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n${}\r\n{k}\r\n", k.len()).as_bytes());
+        wire.extend_from_slice(&crate::encode(&["SET", &k, &v]));
+        wire.extend_from_slice(&crate::encode(&["GET", &k]));
         expected.extend_from_slice(b"+OK\r\n");
         expected.extend_from_slice(format!("${}\r\n{v}\r\n", v.len()).as_bytes());
     }

@@ -117,6 +117,26 @@ struct Run {
 }
 
 impl Run {
+    fn new(
+        disk: FaultyDisk,
+        builder: DiskBuilder,
+        durable_puts: bool,
+        durable_invalidation: bool,
+        evicting: bool,
+    ) -> Self {
+        let store = Self::open(&disk, &builder);
+        Self {
+            disk,
+            builder,
+            store,
+            keys: vec![KeyModel::new(); KEYS as usize],
+            durable_puts,
+            durable_invalidation,
+            evicting,
+            evictions: 0,
+        }
+    }
+
     fn open(disk: &FaultyDisk, builder: &DiskBuilder) -> DiskStore {
         // Opening writes a segment header, which may itself fail: retry like a supervisor.
         for _ in 0..50 {
@@ -284,17 +304,14 @@ fn run(
         .segment_size(if evicting { 4 << 10 } else { 16 << 10 })
         .sync(sync)
         .durable_invalidation(durable_invalidation);
-    let store = Run::open(&disk, &builder);
-    let mut run = Run {
+    let always = sync == SyncPolicy::Always;
+    let mut run = Run::new(
         disk,
         builder,
-        store,
-        keys: vec![KeyModel::new(); KEYS as usize],
-        durable_puts: sync == SyncPolicy::Always,
-        durable_invalidation: durable_invalidation || sync == SyncPolicy::Always,
+        always,
+        durable_invalidation || always,
         evicting,
-        evictions: 0,
-    };
+    );
     for (i, step) in steps.iter().enumerate() {
         run.step(i, step)?;
     }
@@ -368,17 +385,7 @@ fn with_always_sync_and_no_faults_a_crash_loses_nothing() {
         .max_bytes(256 << 20)
         .segment_size(8 << 10)
         .sync(SyncPolicy::Always);
-    let store = Run::open(&disk, &builder);
-    let mut run = Run {
-        disk,
-        builder,
-        store,
-        keys: vec![KeyModel::new(); KEYS as usize],
-        durable_puts: true,
-        durable_invalidation: true,
-        evicting: false,
-        evictions: 0,
-    };
+    let mut run = Run::new(disk, builder, true, true, false);
     for (i, step) in steps.iter().enumerate() {
         run.step(i, step).unwrap();
         for m in &run.keys {

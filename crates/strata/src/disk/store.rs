@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,6 +58,10 @@ pub(crate) const MAX_KEY: usize = u16::MAX as usize;
 /// ```
 #[derive(Clone)]
 pub struct DiskStore {
+    // Declared (so dropped) first: when the last clone goes, the syncer is stopped and joined
+    // before `inner`'s last reference drops here, so the store is closed (synced, sealed,
+    // its directory unlocked) by the time the drop returns.
+    _syncer: Arc<Syncer>,
     inner: Arc<Inner>,
 }
 
@@ -177,10 +181,14 @@ impl DiskStore {
             inner.start_segment(&mut st)?;
             inner.evict_over_bound(&mut st)?;
         }
-        if let SyncPolicy::Interval(every) = inner.config.sync {
-            spawn_syncer(Arc::downgrade(&inner), every);
-        }
-        Ok(Self { inner })
+        let syncer = match inner.config.sync {
+            SyncPolicy::Interval(every) => Syncer::spawn(Arc::downgrade(&inner), every),
+            _ => Syncer::default(),
+        };
+        Ok(Self {
+            _syncer: Arc::new(syncer),
+            inner,
+        })
     }
 
     /// The value stored for `key`, if any and not expired.
@@ -943,21 +951,46 @@ impl Drop for Inner {
     }
 }
 
-/// Runs [`Inner::sync_interval`] every `every` until the store is dropped.
-fn spawn_syncer(store: Weak<Inner>, every: Duration) {
-    let spawned = std::thread::Builder::new()
-        .name("strata-disk-sync".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(every);
-                match store.upgrade() {
-                    Some(inner) => inner.sync_interval(),
-                    None => return,
+/// The background thread of [`SyncPolicy::Interval`]: runs [`Inner::sync_interval`] every
+/// interval. Dropping it (with the last `DiskStore`) stops and joins the thread.
+#[derive(Default)]
+struct Syncer {
+    thread: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
+}
+
+impl Syncer {
+    fn spawn(store: Weak<Inner>, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("strata-disk-sync".into())
+            .spawn(move || {
+                loop {
+                    std::thread::park_timeout(every);
+                    if stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    match store.upgrade() {
+                        Some(inner) => inner.sync_interval(),
+                        None => return,
+                    }
                 }
-            }
-        });
-    // Without the thread, writes are still synced on roll, on `flush` and on drop.
-    drop(spawned);
+            });
+        // Without the thread, writes are still synced on roll, on `flush` and on drop.
+        Self {
+            thread: spawned.ok().map(|handle| (handle, stop)),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        if let Some((handle, stop)) = self.thread.take() {
+            stop.store(true, Ordering::Release);
+            handle.thread().unpark();
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Checks the record in `bytes` against `key` and returns its value.

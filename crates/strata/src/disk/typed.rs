@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::coalesce::{Flights, Outcome, Role, landed};
+use crate::coalesce::{Flights, Outcome};
 use crate::disk::stats::DiskStats;
 use crate::disk::store::DiskStore;
 use crate::error::{Error, Result};
@@ -157,15 +157,9 @@ where
             return Ok(value);
         }
         let hash = self.hasher.hash_one(&key);
-        let flight = loop {
-            match self.flights.join(hash, &key) {
-                Role::Leader(flight) => break flight,
-                Role::Waiter(flight) => {
-                    if let Some(result) = landed(flight.wait()) {
-                        return result;
-                    }
-                }
-            }
+        let flight = match self.flights.lead(hash, &key) {
+            Ok(flight) => flight,
+            Err(result) => return result,
         };
         if let Some(value) = self.peek(&key) {
             flight.land(Outcome::Done(value.clone()));
@@ -205,15 +199,9 @@ where
             return Ok(value);
         }
         let hash = self.hasher.hash_one(&key);
-        let flight = loop {
-            match self.flights.join(hash, &key) {
-                Role::Leader(flight) => break flight,
-                Role::Waiter(flight) => {
-                    if let Some(result) = landed(flight.wait_async().await) {
-                        return result;
-                    }
-                }
-            }
+        let flight = match self.flights.lead_async(hash, &key).await {
+            Ok(flight) => flight,
+            Err(result) => return result,
         };
         if let Some(value) = self.peek(&key) {
             flight.land(Outcome::Done(value.clone()));

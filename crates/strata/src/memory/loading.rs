@@ -6,7 +6,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use crate::coalesce::{LeaderGuard, Outcome, Role, landed};
+use crate::coalesce::{LeaderGuard, Outcome};
 use crate::memory::cache::Cache;
 
 impl<K, V, S> Cache<K, V, S>
@@ -101,15 +101,9 @@ where
         E: Send + Sync + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
-        let flight = loop {
-            match self.inner.flights.join(hash, &key) {
-                Role::Leader(flight) => break flight,
-                Role::Waiter(flight) => {
-                    if let Some(result) = landed(flight.wait()) {
-                        return result;
-                    }
-                }
-            }
+        let flight = match self.inner.flights.lead(hash, &key) {
+            Ok(flight) => flight,
+            Err(result) => return result,
         };
         // A previous leader may have landed between our miss and our flight.
         if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
@@ -177,15 +171,9 @@ where
         E: Send + Sync + 'static,
     {
         let hash = self.inner.hasher.hash_one(&key);
-        let flight = loop {
-            match self.inner.flights.join(hash, &key) {
-                Role::Leader(flight) => break flight,
-                Role::Waiter(flight) => {
-                    if let Some(result) = landed(flight.wait_async().await) {
-                        return result;
-                    }
-                }
-            }
+        let flight = match self.inner.flights.lead_async(hash, &key).await {
+            Ok(flight) => flight,
+            Err(result) => return result,
         };
         if let Some(value) = self.peek(&key).filter(|v| accept(v)) {
             flight.land(Outcome::Done(value.clone()));

@@ -213,3 +213,24 @@ fn statistics_count_what_happened() {
     assert_eq!(stats.disk_bytes, store.disk_bytes());
     assert!(stats.disk_bytes > 0);
 }
+
+#[test]
+fn dropping_the_last_handle_closes_the_store_at_once() {
+    // With a 1 ms sync interval the background syncer is often mid-sync when the last handle
+    // goes: the drop must still have closed the store (and unlocked the directory) when it
+    // returns.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..50u32 {
+        let store = builder(dir.path())
+            .sync(SyncPolicy::Interval(Duration::from_millis(1)))
+            .open()
+            .unwrap_or_else(|e| panic!("round {i}: {e}"));
+        let clone = store.clone();
+        store.insert(&i.to_le_bytes(), b"v").unwrap();
+        std::thread::sleep(Duration::from_micros(u64::from(i) * 37 % 1500));
+        drop(store);
+        drop(clone);
+    }
+    let store = builder(dir.path()).open().unwrap();
+    assert_eq!(store.len(), 50);
+}

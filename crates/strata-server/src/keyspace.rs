@@ -433,7 +433,18 @@ impl KeyGuard<'_> {
 
     /// Removes the key; true if it held a live entry.
     pub(crate) fn remove(&self) -> Result<bool, WriteError> {
-        let existed = self.get().is_some();
+        // Whether it existed, without promoting it from disk only to remove it.
+        let now = now_ms();
+        let existed = self
+            .ks
+            .memory
+            .peek(&self.key[..])
+            .is_some_and(|e| !e.expired(now))
+            || self
+                .ks
+                .disk
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&self.key));
         if let Some(disk) = &self.ks.disk {
             disk.remove(&self.key)?;
         }

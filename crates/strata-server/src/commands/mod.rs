@@ -71,6 +71,8 @@ pub(crate) enum Lock {
     Shared,
     /// Exclusive: several keys atomically, or a transaction.
     Exclusive,
+    /// Exclusive with several keys, shared with one (`DEL k` need not stop the world).
+    PerKeys,
     /// None: the command does not touch keys.
     None,
 }
@@ -158,8 +160,8 @@ pub(crate) static COMMANDS: &[Command] = &[
         strings::incrbyfloat
     ),
     // keys
-    command!("del", -2, W, (1, -1, 1), Exclusive, keys::del),
-    command!("unlink", -2, WF, (1, -1, 1), Exclusive, keys::del),
+    command!("del", -2, W, (1, -1, 1), PerKeys, keys::del),
+    command!("unlink", -2, WF, (1, -1, 1), PerKeys, keys::del),
     command!("exists", -2, RF, (1, -1, 1), Shared, keys::exists),
     command!("expire", -3, WF, (1, 1, 1), Shared, keys::expire),
     command!("pexpire", -3, WF, (1, 1, 1), Shared, keys::pexpire),
@@ -291,6 +293,8 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         let _guard = match command.lock {
             Lock::Shared => Guard::Shared(keyspace.shared()),
             Lock::Exclusive => Guard::Exclusive(keyspace.exclusive()),
+            Lock::PerKeys if args.len() > 2 => Guard::Exclusive(keyspace.exclusive()),
+            Lock::PerKeys => Guard::Shared(keyspace.shared()),
             Lock::None => Guard::None,
         };
         (command.run)(ctx, args)

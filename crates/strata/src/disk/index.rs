@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-use crate::options::Tag;
-
 const SHARDS: usize = 64;
 
 /// Where a live record is, and what the index needs to know about it without reading it.
@@ -21,7 +19,6 @@ pub(crate) struct Loc {
     pub(crate) len: u32,
     /// Unix ms; `u64::MAX` for never.
     pub(crate) expires_at_ms: u64,
-    pub(crate) tags: Option<Box<[Tag]>>,
     /// Set by reads; an entry read since it was written gets a second chance when its segment
     /// is evicted (it is rewritten at the head of the log).
     pub(crate) referenced: AtomicBool,
@@ -163,5 +160,16 @@ impl Index {
                 f(hash, place);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_takes_32_bytes() {
+        // Per entry in memory: this, the table's control byte, and its share of empty slots.
+        assert!(std::mem::size_of::<Slot>() <= 32, "{}", std::mem::size_of::<Slot>());
     }
 }

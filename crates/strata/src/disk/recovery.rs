@@ -21,31 +21,46 @@ use crate::disk::store::{SegInfo, Segment};
 use crate::error::{Error, Result};
 use crate::options::Tag;
 
-/// Tag → hashes of the live entries carrying it. Exact: an entry leaves its tags' sets when
-/// it leaves the index.
+/// The tags of the live entries, both ways: tag → hashes carrying it, and hash → its tags
+/// (only for tagged entries, so the index's slots need no room for tags). Exact: an entry
+/// leaves both when it leaves the index.
 #[derive(Debug, Default)]
-pub(crate) struct TagIndex(HashMap<Tag, HashSet<u64>>);
+pub(crate) struct TagIndex {
+    by_tag: HashMap<Tag, HashSet<u64>>,
+    by_hash: HashMap<u64, Box<[Tag]>>,
+}
 
 impl TagIndex {
+    /// Records `hash`'s tags (after [`forget`](Self::forget)ting its old ones).
     pub(crate) fn add(&mut self, hash: u64, tags: &[Tag]) {
-        for tag in tags {
-            self.0.entry(tag.clone()).or_default().insert(hash);
+        if tags.is_empty() {
+            return;
         }
+        for tag in tags {
+            self.by_tag.entry(tag.clone()).or_default().insert(hash);
+        }
+        self.by_hash.insert(hash, tags.into());
     }
 
-    pub(crate) fn remove(&mut self, hash: u64, tags: Option<&[Tag]>) {
-        for tag in tags.unwrap_or_default() {
-            if let Some(set) = self.0.get_mut(tag) {
+    /// `hash` left the index: drop it from its tags' sets.
+    pub(crate) fn forget(&mut self, hash: u64) {
+        let Some(tags) = self.by_hash.remove(&hash) else {
+            return;
+        };
+        for tag in tags.iter() {
+            if let Some(set) = self.by_tag.get_mut(tag) {
                 set.remove(&hash);
                 if set.is_empty() {
-                    self.0.remove(tag);
+                    self.by_tag.remove(tag);
                 }
             }
         }
     }
 
+    /// The hashes carrying `tag`, which is dropped (the caller removes each hash from the
+    /// index, then [`forget`](Self::forget)s it).
     pub(crate) fn take(&mut self, tag: &str) -> HashSet<u64> {
-        self.0.remove(tag).unwrap_or_default()
+        self.by_tag.remove(tag).unwrap_or_default()
     }
 }
 
@@ -270,8 +285,8 @@ impl<H: BuildHasher> Replay<'_, H> {
         out: &mut Recovered,
     ) {
         let drop_hash = |hash: u64, out: &mut Recovered| {
-            if let Some(old) = self.index.remove(hash) {
-                out.tags.remove(hash, old.tags.as_deref());
+            if self.index.remove(hash).is_some() {
+                out.tags.forget(hash);
             }
         };
         match header.kind {
@@ -283,20 +298,16 @@ impl<H: BuildHasher> Replay<'_, H> {
                     drop_hash(hash, out);
                     return;
                 }
-                let tags = (!tags.is_empty()).then(|| tags.into_boxed_slice());
                 let loc = Loc {
                     seg: self.id,
                     offset: at as u32,
                     len: header.len() as u32,
                     expires_at_ms,
-                    tags: tags.clone(),
                     referenced: Default::default(),
                 };
-                // Old tags out before new ones in: they may share a tag.
-                if let Some(old) = self.index.insert(hash, loc) {
-                    out.tags.remove(hash, old.tags.as_deref());
-                }
-                out.tags.add(hash, tags.as_deref().unwrap_or_default());
+                self.index.insert(hash, loc);
+                out.tags.forget(hash);
+                out.tags.add(hash, &tags);
                 if let Some(info) = out.log.back_mut() {
                     info.puts.push((hash, at as u32));
                 }

@@ -272,20 +272,16 @@ impl DiskStore {
         let mut st = inner.state.lock();
         let (seg, offset, len) =
             inner.append(&mut st, Kind::Put, key, &options.tags, value, expires_at_ms)?;
-        let tags = (!options.tags.is_empty()).then(|| options.tags.clone().into_boxed_slice());
         let loc = Loc {
             seg,
             offset,
             len,
             expires_at_ms: expires_at_ms.unwrap_or(u64::MAX),
-            tags: tags.clone(),
             referenced: Default::default(),
         };
-        // Old tags out before new ones in: they may share a tag.
-        if let Some(old) = inner.index.insert(hash, loc) {
-            st.tags.remove(hash, old.tags.as_deref());
-        }
-        st.tags.add(hash, tags.as_deref().unwrap_or_default());
+        inner.index.insert(hash, loc);
+        st.tags.forget(hash);
+        st.tags.add(hash, &options.tags);
         if let Some(info) = st.log.back_mut() {
             info.puts.push((hash, offset));
         }
@@ -316,8 +312,8 @@ impl DiskStore {
         if tombstone {
             inner.append(&mut st, Kind::Remove, key, &[], &[], None)?;
         }
-        if let Some(old) = inner.index.remove(hash) {
-            st.tags.remove(hash, old.tags.as_deref());
+        if inner.index.remove(hash).is_some() {
+            st.tags.forget(hash);
         }
         if live {
             inner.counters.removals.fetch_add(1, Ordering::Relaxed);
@@ -348,8 +344,8 @@ impl DiskStore {
         inner.append(&mut st, Kind::InvalidateTag, tag.as_bytes(), &[], &[], None)?;
         let hashes = st.tags.take(tag);
         for &hash in &hashes {
-            if let Some(old) = inner.index.remove(hash) {
-                st.tags.remove(hash, old.tags.as_deref());
+            if inner.index.remove(hash).is_some() {
+                st.tags.forget(hash);
             }
         }
         inner
@@ -666,8 +662,8 @@ impl Inner {
                         if u64::from(offset) < cut {
                             return true;
                         }
-                        if let Some(old) = self.index.remove_at(hash, active.id, offset) {
-                            tags.remove(hash, old.tags.as_deref());
+                        if self.index.remove_at(hash, active.id, offset).is_some() {
+                            tags.forget(hash);
                         }
                         false
                     });
@@ -836,7 +832,7 @@ impl Inner {
                     }
                 }
                 if let Some(old) = self.index.remove_at(hash, victim.id, offset) {
-                    st.tags.remove(hash, old.tags.as_deref());
+                    st.tags.forget(hash);
                     let counter = if old.expires_at_ms <= now {
                         &self.counters.expirations
                     } else {

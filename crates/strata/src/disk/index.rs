@@ -170,6 +170,10 @@ mod tests {
     #[test]
     fn a_slot_takes_32_bytes() {
         // Per entry in memory: this, the table's control byte, and its share of empty slots.
-        assert!(std::mem::size_of::<Slot>() <= 32, "{}", std::mem::size_of::<Slot>());
+        assert!(
+            std::mem::size_of::<Slot>() <= 32,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
     }
 }

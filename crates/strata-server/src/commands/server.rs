@@ -80,7 +80,7 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
              disk_bytes:{}\r\nmax_disk:{}\r\n\r\n",
             rss as f64 / f64::from(1 << 20),
             memory.weighted_size(),
-            s.config.maxmemory,
+            s.keyspace.memory().capacity(),
             s.keyspace.disk().map_or(0, |d| d.disk_bytes()),
             s.keyspace.disk().map_or(0, |d| d.max_bytes()),
         );
@@ -209,7 +209,7 @@ fn settings(s: &Shared) -> Vec<(&'static str, String)> {
                 .as_ref()
                 .map_or(String::new(), |d| d.display().to_string()),
         ),
-        ("maxmemory", c.maxmemory.to_string()),
+        ("maxmemory", s.keyspace.memory().capacity().to_string()),
         ("max-disk", c.max_disk.to_string()),
         ("maxmemory-policy", "allkeys-lfu".to_string()),
         (
@@ -304,8 +304,15 @@ fn config_set(s: &Shared, name: &[u8], value: &[u8]) -> Result<(), Frame> {
             Ok(n) if (1..=4 << 30).contains(&n) => rt.max_value_size = n,
             _ => return Err(failed("argument must be a memory value between 1 and 4gb")),
         },
-        "bind" | "port" | "dir" | "data-dir" | "maxmemory" | "max-disk" | "appendfsync"
-        | "metrics-bind" => {
+        "maxmemory" => match parse_size(&text) {
+            // A smaller bound evicts (to the disk tier, when there is one) before replying.
+            Ok(n) if n >= 1 << 20 => {
+                drop(rt);
+                let _ = s.keyspace.memory().set_max_capacity(n);
+            }
+            _ => return Err(failed("argument must be a memory value of at least 1mb")),
+        },
+        "bind" | "port" | "dir" | "data-dir" | "max-disk" | "appendfsync" | "metrics-bind" => {
             return Err(failed("can't set immutable config"));
         }
         _ => {

@@ -162,3 +162,36 @@ fn prometheus_metrics_count_what_happened() {
     assert!(body.contains("strata_resident_memory_bytes"), "{body}");
     assert!(body.contains("strata_tier_bytes{tier=\"disk\"}"), "{body}");
 }
+
+#[test]
+fn config_set_maxmemory_shrinks_the_memory_tier_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--maxmemory", "64mb"]);
+    let value = "y".repeat(1000);
+    let mut c = server.connect();
+    for i in 0..4000 {
+        c.roundtrip(&["SET", &format!("k:{i}"), &value], b"+OK\r\n");
+    }
+    let bytes = |info: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("memory_tier_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    assert!(bytes(&cli(server.port, &["INFO", "strata"])) > 3_000_000);
+    assert_eq!(
+        cli(server.port, &["CONFIG", "SET", "maxmemory", "1mb"]),
+        "OK"
+    );
+    assert_eq!(
+        cli(server.port, &["CONFIG", "GET", "maxmemory"]),
+        "maxmemory\n1048576"
+    );
+    assert!(bytes(&cli(server.port, &["INFO", "strata"])) <= 1 << 20);
+    // Evicted from memory, not lost: the disk tier still has every key.
+    for i in (0..4000).step_by(400) {
+        c.roundtrip(&["STRLEN", &format!("k:{i}")], b":1000\r\n");
+    }
+    let refused = cli(server.port, &["CONFIG", "SET", "maxmemory", "10"]);
+    assert!(refused.contains("at least 1mb"), "{refused}");
+}

@@ -3,6 +3,7 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -60,7 +61,7 @@ impl<K, V, S> Clone for Cache<K, V, S> {
 impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.inner.capacity.load(Ordering::Relaxed))
             .field("shards", &self.inner.shards.len())
             .finish_non_exhaustive()
     }
@@ -83,7 +84,7 @@ pub(super) struct Inner<K, V, S> {
     shards: Box<[RwLock<ShardCell<K, V, S>>]>,
     /// Loads in progress for `get_with` and friends (see `loading.rs`).
     pub(super) flights: Flights<K, V>,
-    capacity: u64,
+    capacity: AtomicU64,
     ttl: Option<u64>,
     tti: Option<u64>,
     weigher: Option<Weigher<K, V>>,
@@ -156,7 +157,7 @@ where
             inner: Arc::new(Inner {
                 flights: Flights::new(parts.shards),
                 shards,
-                capacity: parts.capacity,
+                capacity: AtomicU64::new(parts.capacity),
                 ttl: parts.ttl,
                 tti: parts.tti,
                 weigher: parts.weigher,
@@ -373,9 +374,43 @@ where
             .sum()
     }
 
-    /// The bound given to the builder.
+    /// The bound: given to the builder, or later to
+    /// [`set_max_capacity`](Self::set_max_capacity).
     pub fn capacity(&self) -> u64 {
-        self.inner.capacity
+        self.inner.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Changes the bound (entries, or total weight with a weigher). A smaller bound evicts, by
+    /// the cache's policy, before this returns; the eviction listener hears of each entry.
+    ///
+    /// ```
+    /// let cache = strata::Cache::new(100);
+    /// for i in 0..100 {
+    ///     cache.insert(i, i);
+    /// }
+    /// cache.set_max_capacity(10)?;
+    /// assert!(cache.weighted_size() <= 10);
+    /// assert_eq!(cache.capacity(), 10);
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::MissingCapacity`](crate::Error::MissingCapacity) for 0: every cache is
+    /// bounded.
+    pub fn set_max_capacity(&self, capacity: u64) -> crate::Result<()> {
+        if capacity == 0 {
+            return Err(crate::Error::MissingCapacity);
+        }
+        self.inner.capacity.store(capacity, Ordering::Relaxed);
+        let n = self.inner.shards.len() as u64;
+        for (i, lock) in self.inner.shards.iter().enumerate() {
+            // The same exact shares as at build time.
+            let share = capacity / n + u64::from((i as u64) < capacity % n);
+            let mut removals = self.removals();
+            lock.write().shard.set_capacity(share, &mut removals);
+            self.finish(removals);
+        }
+        Ok(())
     }
 
     /// Counters since the cache was built.

@@ -200,6 +200,17 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             ((self.capacity - self.window_capacity) as f64 * shape.protected) as u64;
     }
 
+    /// Changes the shard's capacity, keeping its shape, and evicts down to it.
+    pub(crate) fn set_capacity(&mut self, capacity: u64, out: &mut Removals<K, V>) {
+        let old = self.capacity.max(1) as f64;
+        let window = self.window_capacity as f64 / old;
+        let main = (self.capacity - self.window_capacity).max(1) as f64;
+        let protected = self.protected_capacity as f64 / main;
+        self.capacity = capacity;
+        self.set_shape(Shape { window, protected });
+        self.evict(out);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }

@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use strata::{Cache, InsertOptions, RemovalCause};
 
@@ -141,4 +142,34 @@ fn invalidate_all_and_retain() {
     cache.invalidate_all();
     assert!(cache.is_empty());
     assert_eq!(cache.stats().removed_explicit, 100);
+}
+
+#[test]
+fn shrinking_the_bound_evicts_at_once_and_tells_the_listener() {
+    let evicted = Arc::new(AtomicU64::new(0));
+    let seen = evicted.clone();
+    let cache = Cache::builder()
+        .max_capacity(1000)
+        .eviction_listener(move |_k: u32, _v: u32, cause| {
+            if cause == RemovalCause::Size {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    for i in 0..1000 {
+        cache.insert(i, i);
+    }
+    assert_eq!(cache.len(), 1000);
+    cache.set_max_capacity(100).unwrap();
+    assert_eq!(cache.capacity(), 100);
+    assert!(cache.weighted_size() <= 100, "{}", cache.weighted_size());
+    assert_eq!(evicted.load(Ordering::Relaxed), 1000 - cache.len() as u64);
+    // Growing makes room again.
+    cache.set_max_capacity(2000).unwrap();
+    for i in 1000..2500 {
+        cache.insert(i, i);
+    }
+    assert!(cache.len() > 1000 && cache.weighted_size() <= 2000);
+    assert!(cache.set_max_capacity(0).is_err());
 }

@@ -21,7 +21,7 @@
 //! - Bounded by entry count or by total weight (a weigher); never above its bound.
 //! - Eviction by adaptive W-TinyLFU: a frequency sketch decides admission, and miniature
 //!   simulations (a hill climber for weighted caches) pick the policy's shape for the workload
-//!   (see `docs/architecture.md`).
+//!   (see `docs/memory-tier.md`).
 //! - Per-entry TTL, a default TTL, time-to-idle; expired entries are never returned.
 //! - Tags: `invalidate_tag` drops every entry that carries a tag.
 //! - An eviction listener with the cause; statistics always on.

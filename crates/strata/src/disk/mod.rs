@@ -3,7 +3,7 @@
 //! [`DiskStore`] stores bytes; [`DiskCache`] adds typed keys and values (serde) and
 //! `get_with`. The design (a log of checksummed records in segment files, an in-memory index,
 //! FIFO eviction of whole segments with a second chance for entries read since written) and
-//! the crash guarantee are described in `docs/architecture.md`.
+//! the crash guarantee are described in `docs/disk-tier.md`.
 
 mod builder;
 mod index;

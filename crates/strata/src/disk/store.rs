@@ -33,7 +33,7 @@ pub(crate) const MAX_KEY: usize = u16::MAX as usize;
 /// value written for that key, or nothing (a damaged record reads as a miss and is counted in
 /// [`DiskStats::corrupt_reads`]). When the log outgrows `max_bytes`, the oldest segment is
 /// dropped; entries read since they were written get a second chance (they are rewritten at
-/// the head of the log). See `docs/architecture.md` for the crash guarantee.
+/// the head of the log). See `docs/disk-tier.md` for the crash guarantee.
 ///
 /// Cloning is cheap and shares the store. Dropping the last clone writes out and syncs what
 /// is buffered.

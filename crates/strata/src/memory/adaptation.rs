@@ -1,6 +1,6 @@
 //! How a cache chooses its policy's shape while it runs: miniature simulations for unit-weight
 //! caches, a hill climber for weighted ones (whose entry counts the mini caches cannot model).
-//! One per cache, not per shard: it sees every request. See `docs/architecture.md`.
+//! One per cache, not per shard: it sees every request. See `docs/memory-tier.md`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

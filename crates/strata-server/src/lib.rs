@@ -3,7 +3,7 @@
 //! Any Redis client can talk to it (RESP2 and RESP3, pipelining, `MULTI`/`EXEC`). Keys live in
 //! the memory tier (bounded by `maxmemory`, W-TinyLFU) in front of the disk tier (bounded by
 //! `max-disk`, crash-safe), so the cache can exceed RAM and survives restarts. See
-//! `docs/server.md` for the data flow and the supported commands.
+//! `docs/server.md` for how it works; the README lists the commands.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

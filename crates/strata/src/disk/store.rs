@@ -76,6 +76,10 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     counters: Counters,
     recovered: (u64, u64),
+    /// The salt of every segment this store creates, and the checksum seed it gives: records
+    /// are encoded (and their values checksummed) before the writer lock is taken.
+    salt: u64,
+    seed: u32,
 }
 
 /// An open segment file.
@@ -135,6 +139,8 @@ impl DiskStore {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let hasher = foldhash::fast::RandomState::default();
+        let salt =
+            std::collections::hash_map::RandomState::new().hash_one((epoch_ms, std::process::id()));
         let index = Index::new();
         let now_ms = epoch_ms + config.clock.now_nanos() / 1_000_000;
         let Recovered {
@@ -175,6 +181,8 @@ impl DiskStore {
             }),
             counters: Counters::default(),
             recovered: (entries, skipped_bytes),
+            salt,
+            seed: SegmentHeader { id: 0, salt }.seed(),
         });
         {
             let mut st = inner.state.lock();
@@ -269,9 +277,9 @@ impl DiskStore {
                 .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
         });
         let hash = inner.hasher.hash_one(key);
+        let record = inner.prepare(Kind::Put, key, &options.tags, value, expires_at_ms);
         let mut st = inner.state.lock();
-        let (seg, offset, len) =
-            inner.append(&mut st, Kind::Put, key, &options.tags, value, expires_at_ms)?;
+        let (seg, offset, len) = inner.append(&mut st, &record)?;
         let loc = Loc {
             seg,
             offset,
@@ -310,7 +318,7 @@ impl DiskStore {
         // one of the same key may be.
         let tombstone = place.is_some() || st.diverged;
         if tombstone {
-            inner.append(&mut st, Kind::Remove, key, &[], &[], None)?;
+            inner.append(&mut st, &inner.prepare(Kind::Remove, key, &[], &[], None))?;
         }
         if inner.index.remove(hash).is_some() {
             st.tags.forget(hash);
@@ -341,7 +349,8 @@ impl DiskStore {
         let mut st = inner.state.lock();
         // Written even when no live entry carries the tag: an older record of some key may
         // carry it, shadowed by a newer one that a crash could lose.
-        inner.append(&mut st, Kind::InvalidateTag, tag.as_bytes(), &[], &[], None)?;
+        let record = inner.prepare(Kind::InvalidateTag, tag.as_bytes(), &[], &[], None);
+        inner.append(&mut st, &record)?;
         let hashes = st.tags.take(tag);
         for &hash in &hashes {
             if inner.index.remove(hash).is_some() {
@@ -498,6 +507,19 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A record encoded outside the writer lock (see [`Inner::prepare`]).
+struct Prepared<'a> {
+    kind: Kind,
+    key: &'a [u8],
+    tags: &'a [Tag],
+    value: &'a [u8],
+    expires_at_ms: Option<u64>,
+    value_crc: u32,
+    len: u64,
+    /// The whole record, for one that goes through the write buffer.
+    encoded: Option<Vec<u8>>,
+}
+
 /// What a read found at a place.
 enum Verdict {
     Value(Vec<u8>),
@@ -571,42 +593,79 @@ impl Inner {
         }
     }
 
-    /// Appends a record to the active segment (rolling to a new one if it is full); returns
-    /// its segment, offset and length.
-    fn append(
+    /// Encodes a record outside the writer lock: all of it if it goes through the write
+    /// buffer, else its value's checksum (the expensive part of a large record).
+    fn prepare<'a>(
         &self,
-        st: &mut State,
         kind: Kind,
-        key: &[u8],
-        tags: &[Tag],
-        value: &[u8],
+        key: &'a [u8],
+        tags: &'a [Tag],
+        value: &'a [u8],
         expires_at_ms: Option<u64>,
-    ) -> Result<(u32, u32, u32)> {
+    ) -> Prepared<'a> {
         let len = record::encoded_len(key, tags, value, expires_at_ms.is_some());
+        let value_crc = crc32c::crc32c_append(self.seed, value);
+        let encoded = (len < DIRECT_WRITE).then(|| {
+            let mut out = Vec::with_capacity(len as usize);
+            let value_len_crc = (value.len() as u32, value_crc);
+            record::encode_meta(
+                &mut out,
+                self.seed,
+                kind,
+                key,
+                tags,
+                value_len_crc,
+                expires_at_ms,
+            );
+            out.extend_from_slice(value);
+            out
+        });
+        Prepared {
+            kind,
+            key,
+            tags,
+            value,
+            expires_at_ms,
+            value_crc,
+            len,
+            encoded,
+        }
+    }
+
+    /// Appends a prepared record to the active segment (rolling to a new one if it is full);
+    /// returns its segment, offset and length.
+    fn append(&self, st: &mut State, record: &Prepared<'_>) -> Result<(u32, u32, u32)> {
+        let len = record.len;
         let used = st.buf_at + st.buf.len() as u64;
         if st.reroll || used > SEGMENT_HEADER_LEN && used + len > self.config.segment_size {
             self.roll(st)?;
         }
+        // Every segment this store writes to was created with its salt.
+        debug_assert_eq!(st.active.seed, self.seed);
         let offset = st.buf_at + st.buf.len() as u64;
-        let seed = st.active.seed;
-        if len >= DIRECT_WRITE {
+        if let Some(encoded) = &record.encoded {
+            st.buf.extend_from_slice(encoded);
+            self.account(st, len);
+            if st.buf.len() >= BUFFER {
+                self.write_buffer(st)?;
+            }
+        } else {
             self.write_buffer(st)?;
-            let mut meta = Vec::with_capacity(record::MAX_HEADER_LEN + key.len());
-            let value_crc = crc32c::crc32c_append(seed, value);
-            let value_len = value.len() as u32;
+            let mut meta = Vec::with_capacity(record::MAX_HEADER_LEN + record.key.len());
+            let value_len_crc = (record.value.len() as u32, record.value_crc);
             record::encode_meta(
                 &mut meta,
-                seed,
-                kind,
-                key,
-                tags,
-                (value_len, value_crc),
-                expires_at_ms,
+                self.seed,
+                record.kind,
+                record.key,
+                record.tags,
+                value_len_crc,
+                record.expires_at_ms,
             );
             let file = &st.active.file;
             let written = file
                 .write_at(&meta, offset)
-                .and_then(|()| file.write_at(value, offset + meta.len() as u64));
+                .and_then(|()| file.write_at(record.value, offset + meta.len() as u64));
             if let Err(e) = written {
                 let _ = file.truncate(offset);
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -615,12 +674,6 @@ impl Inner {
             st.buf_at = offset + len;
             st.active.written.store(st.buf_at, Ordering::Release);
             self.account(st, len);
-        } else {
-            record::encode(&mut st.buf, seed, kind, key, tags, value, expires_at_ms);
-            self.account(st, len);
-            if st.buf.len() >= BUFFER {
-                self.write_buffer(st)?;
-            }
         }
         Ok((st.active.id, offset as u32, len as u32))
     }
@@ -692,8 +745,10 @@ impl Inner {
     fn start_segment(&self, st: &mut State) -> Result<()> {
         let id = st.next_id;
         let path = self.storage.path(id);
-        let salt = std::collections::hash_map::RandomState::new().hash_one((id, self.epoch_ms));
-        let header = SegmentHeader { id, salt };
+        let header = SegmentHeader {
+            id,
+            salt: self.salt,
+        };
         let created = self.storage.create(id).and_then(|file| {
             file.write_at(&header.encode(), 0).inspect_err(|_| {
                 let _ = self.storage.remove(id);
@@ -886,8 +941,10 @@ impl Inner {
             return Ok(None);
         };
         let key = header.key(meta);
-        let (new_seg, new_offset, _) =
-            self.append(st, Kind::Put, key, &tags, value, header.expires_at_ms)?;
+        let (new_seg, new_offset, _) = self.append(
+            st,
+            &self.prepare(Kind::Put, key, &tags, value, header.expires_at_ms),
+        )?;
         if !self
             .index
             .relocate(hash, (seg.id, offset), (new_seg, new_offset))

@@ -130,3 +130,59 @@ fn redis_py_resp2_and_resp3() {
         );
     }
 }
+
+/// Django's own cache backend (`django.core.cache.backends.redis.RedisCache`), as a web
+/// application would use it: set/get, add, set_many/get_many, incr/decr, touch, delete_many,
+/// get_or_set, a timeout that expires, clear.
+const DJANGO: &str = r#"
+import sys
+import django
+from django.conf import settings
+port = int(sys.argv[1])
+settings.configure(CACHES={"default": {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": f"redis://127.0.0.1:{port}",
+    "KEY_PREFIX": "site",
+    "TIMEOUT": 300,
+}})
+django.setup()
+from django.core.cache import cache
+cache.clear()
+cache.set("greeting", {"text": "hello", "n": 1})
+assert cache.get("greeting") == {"text": "hello", "n": 1}
+assert cache.get("missing", "default") == "default"
+assert cache.add("greeting", "other") is False
+assert cache.add("fresh", 5) is True
+cache.set_many({"a": 1, "b": [1, 2], "c": "three"})
+assert cache.get_many(["a", "b", "c", "zz"]) == {"a": 1, "b": [1, 2], "c": "three"}
+assert cache.incr("a") == 2 and cache.decr("a", 2) == 0
+assert cache.has_key("b") and not cache.has_key("zz")
+assert cache.touch("b", 10)
+cache.delete_many(["a", "b"])
+assert cache.get("a") is None
+assert cache.get_or_set("computed", lambda: 42) == 42
+cache.set("short", 1, timeout=1)
+import time; time.sleep(1.2)
+assert cache.get("short") is None
+assert cache.delete("c") is True and cache.delete("c") is False
+cache.clear()
+assert cache.get("greeting") is None
+print("django ok")
+"#;
+
+#[test]
+fn djangos_redis_cache_backend_works_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let out = Command::new("python3")
+        .args(["-c", DJANGO, &server.port.to_string()])
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "Django's cache failed (pip install django redis):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "django ok");
+}

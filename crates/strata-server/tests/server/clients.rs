@@ -186,3 +186,55 @@ fn djangos_redis_cache_backend_works_unchanged() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "django ok");
 }
+
+/// node-redis 4 (installed by `.ci/run` under `target/node-redis`).
+const NODE_REDIS: &str = r#"
+import { createClient } from 'redis';
+const port = Number(process.argv[2]);
+const client = createClient({ url: `redis://127.0.0.1:${port}` });
+client.on('error', (e) => { console.error(e); process.exit(1); });
+await client.connect();
+await client.flushAll();
+await client.set('k', 'v', { EX: 100 });
+if ((await client.get('k')) !== 'v') throw new Error('get');
+const [a, b] = await client.multi().incr('n').incrBy('n', 5).exec();
+if (a !== 1 || b !== 6) throw new Error(`multi ${a} ${b}`);
+await client.mSet({ x: '1', y: '2' });
+const got = await client.mGet(['x', 'y', 'z']);
+if (JSON.stringify(got) !== JSON.stringify(['1', '2', null])) throw new Error(JSON.stringify(got));
+if ((await client.ttl('k')) <= 0) throw new Error('ttl');
+const keys = [];
+for await (const key of client.scanIterator({ MATCH: '*', COUNT: 2 })) keys.push(key);
+if (keys.sort().join(',') !== 'k,n,x,y') throw new Error(keys.join(','));
+await client.quit();
+console.log('node-redis ok');
+"#;
+
+#[test]
+fn node_redis_works_unchanged() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/node-redis");
+    if !dir.join("node_modules/redis").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "node-redis is not installed (npm install --prefix target/node-redis redis@4)"
+        );
+        eprintln!("skipped: node-redis is not installed under target/node-redis");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let script = dir.join("strata-check.mjs");
+    std::fs::write(&script, NODE_REDIS).unwrap();
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(server.port.to_string())
+        .output()
+        .expect("node must be installed");
+    assert!(
+        out.status.success(),
+        "node-redis failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node-redis ok");
+}

@@ -180,7 +180,8 @@ fn scan_position(key: &[u8]) -> u64 {
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]`. The cursor is a position in a fixed
 /// hash order of keys, so a key present for the whole scan is returned exactly once, even if
-/// other keys come and go. Each call costs O(keys): a snapshot of the key list is sorted.
+/// other keys come and go (a key removed meanwhile may still be returned, as Redis allows).
+/// Starting an iteration costs O(keys log keys); its later calls O(log keys + COUNT).
 pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let cursor = match std::str::from_utf8(&args[1])
         .ok()
@@ -207,24 +208,36 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         i += 2;
     }
-    let mut keys: Vec<(u64, Bytes)> = ctx
-        .shared
-        .keyspace
-        .keys()
-        .into_iter()
-        .map(|k| (scan_position(&k), k))
-        .filter(|(pos, _)| *pos >= cursor)
-        .collect();
-    keys.sort_unstable();
+    // The sorted key list is built when an iteration starts (cursor 0, or a cursor this
+    // connection did not hand out) and kept for the rest of it: each later call is a binary
+    // search, not a walk over every key.
+    let snapshot = match ctx.session.scan.take() {
+        Some(snapshot) if cursor != 0 => snapshot,
+        _ => {
+            let mut keys: Vec<(u64, Bytes)> = ctx
+                .shared
+                .keyspace
+                .keys()
+                .into_iter()
+                .map(|k| (scan_position(&k), k))
+                .collect();
+            keys.sort_unstable();
+            keys
+        }
+    };
+    let start = snapshot.partition_point(|(pos, _)| *pos < cursor);
     let mut batch = Vec::new();
     let mut next = 0;
-    for (n, (pos, key)) in keys.iter().enumerate() {
+    for (n, (pos, key)) in snapshot.iter().enumerate().skip(start) {
         // Never split keys that share a position between two calls.
-        if n >= count && *pos != keys[n - 1].0 {
+        if n - start >= count && *pos != snapshot[n - 1].0 {
             next = *pos;
             break;
         }
         batch.push(key.clone());
+    }
+    if next != 0 {
+        ctx.session.scan = Some(snapshot);
     }
     let only_strings = type_filter.as_deref().is_none_or(|t| t == b"string");
     let batch = batch

@@ -38,6 +38,8 @@ pub(crate) struct Session {
     pub(crate) info: Arc<ClientInfo>,
     /// Counts not yet added to the server's.
     pub(crate) stats: LocalStats,
+    /// The key list of the `SCAN` iteration in progress, sorted by scan position.
+    pub(crate) scan: Option<Vec<(u64, Bytes)>>,
 }
 
 impl Session {
@@ -45,6 +47,7 @@ impl Session {
         Self {
             info,
             stats: LocalStats::default(),
+            scan: None,
             id,
             protocol: Protocol::Resp2,
             authenticated,

@@ -238,3 +238,25 @@ fn node_redis_works_unchanged() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node-redis ok");
 }
+
+#[test]
+fn scan_walks_every_key_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.connect();
+    let mut wire = Vec::new();
+    for i in 0..3000 {
+        wire.extend_from_slice(&crate::encode(&["SET", &format!("key:{i}"), "v"]));
+    }
+    c.send(&wire);
+    c.expect(&b"+OK\r\n".repeat(3000));
+    // redis-cli --scan runs the SCAN cursor loop.
+    let listed = cli(server.port, &["--scan"]);
+    let mut keys: Vec<&str> = listed.lines().collect();
+    assert_eq!(keys.len(), 3000, "every key once");
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 3000, "no key twice");
+    let matched = cli(server.port, &["--scan", "--pattern", "key:12*"]);
+    assert_eq!(matched.lines().count(), 111); // key:12, key:120..129, key:1200..1299
+}

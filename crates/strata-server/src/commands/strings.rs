@@ -6,8 +6,11 @@ use strata_resp::Frame;
 use super::{Ctx, err, int, not_an_integer, syntax_error, write_failed};
 use crate::keyspace::{Entry, KeyGuard, now_ms};
 
-/// Largest string `SETRANGE` and `APPEND` may build (Redis's 512 MB).
-const MAX_STRING: usize = 512 << 20;
+/// Largest string `SETRANGE` and `APPEND` may build: the same limit as a bulk string a
+/// client may send (`--max-value-size`, Redis's `proto-max-bulk-len`).
+fn max_string(ctx: &Ctx<'_>) -> usize {
+    usize::try_from(ctx.shared.runtime.read().max_value_size).unwrap_or(usize::MAX)
+}
 
 fn value_or_null(entry: Option<Entry>) -> Frame {
     entry.map_or(Frame::Null, |e| Frame::Bulk(e.value_bytes()))
@@ -238,7 +241,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     let key = ctx.shared.keyspace.lock(&args[1]);
     let old = key.get();
     let current = old.as_ref().map_or(&[][..], |e| &e.value[..]);
-    if current.len() + args[2].len() > MAX_STRING {
+    if current.len() + args[2].len() > max_string(ctx) {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let mut value = BytesMut::with_capacity(current.len() + args[2].len());
@@ -289,7 +292,7 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     let patch = &args[3];
-    if offset + patch.len() > MAX_STRING {
+    if offset.saturating_add(patch.len()) > max_string(ctx) {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
     let key = ctx.shared.keyspace.lock(&args[1]);

@@ -179,6 +179,19 @@ fn malformed_input_gets_a_protocol_error_and_the_connection_closes() {
             String::from_utf8_lossy(input)
         );
     }
+    // APPEND and SETRANGE cannot build a value larger than a client may send.
+    let mut c = server.connect();
+    let half = "x".repeat(600);
+    c.roundtrip(&["SET", "grow", &half], b"+OK\r\n");
+    c.roundtrip(
+        &["APPEND", "grow", &half],
+        b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
+    );
+    c.roundtrip(
+        &["SETRANGE", "grow", "2000", "y"],
+        b"-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
+    );
+    c.roundtrip(&["STRLEN", "grow"], b":600\r\n");
     // A partial frame waits; the rest completes it; inline commands work.
     let mut c = server.connect();
     c.send(b"*2\r\n$4\r\nECHO\r\n$5\r\nhel");

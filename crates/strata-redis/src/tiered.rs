@@ -275,11 +275,12 @@ where
     }
 
     /// Stores in the local tiers (capped at `max_local_ttl`).
+    /// `wrapped` is the value's encoding with its tags in front, as Redis stores it.
     fn store_local(
         &self,
         key: &[u8],
         value: &V,
-        bytes: &[u8],
+        wrapped: &[u8],
         expires_at: Option<u64>,
         tags: &[Tag],
     ) {
@@ -290,7 +291,7 @@ where
         if let Some(disk) = &self.inner.local.disk {
             // Expiry and tags travel with the value, so promoting it into memory keeps both.
             let mut stamped = expires_at.unwrap_or(0).to_le_bytes().to_vec();
-            stamped.extend_from_slice(&wrap_tags(tags, bytes));
+            stamped.extend_from_slice(wrapped);
             // A failed local write only costs a later miss.
             let _ = disk.insert_with(key, &stamped, &options);
         }
@@ -364,7 +365,7 @@ where
         // value it invalidated.
         if self.inner.subscription.epoch.load(Ordering::Acquire) == epoch {
             let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
-            self.store_local(key, &value, bytes, expires_at, &tags);
+            self.store_local(key, &value, &stored, expires_at, &tags);
         }
         Ok(Some(value))
     }
@@ -408,13 +409,12 @@ where
                 what: "value",
                 reason,
             })?;
+        let wrapped = wrap_tags(tags, &bytes);
         if let Some(redis) = &self.inner.redis {
-            redis
-                .insert(key, &wrap_tags(tags, &bytes), ttl, tags)
-                .await?;
+            redis.insert(key, &wrapped, ttl, tags).await?;
         }
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
-        self.store_local(key, value, &bytes, expires_at, tags);
+        self.store_local(key, value, &wrapped, expires_at, tags);
         self.announce(Message::Key(key.to_vec())).await;
         Ok(())
     }

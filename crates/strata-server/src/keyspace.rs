@@ -1,9 +1,16 @@
 //! The data: Strata's memory tier in front of its disk tier, with Redis's semantics on top.
 //!
-//! Every write goes to the disk tier first (when there is one), then to memory: the disk holds
-//! every key, memory holds the hot ones (bounded by `maxmemory`, W-TinyLFU). A read that misses
-//! memory reads the disk and promotes the entry. Writes to one key serialize on a striped lock,
-//! so the two tiers never disagree; commands that touch several keys at once (and `EXEC`) take
+//! Every write goes to the disk tier's log first (when there is one), then to memory. Memory
+//! holds the hot keys (bounded by `maxmemory`, W-TinyLFU); the disk tier's index holds the
+//! others, so each key has one index entry, not two. A memory entry remembers where its
+//! record is; when memory evicts it, the disk tier indexes that record (a *handoff*), and a
+//! read that misses memory takes the entry out of the disk index back into memory.
+//!
+//! Writes to one key serialize on a striped lock. An eviction can happen on any thread, so
+//! the memory tier reports it under its own lock (a synchronous listener) into a per-stripe
+//! handoff list, which the stripe's next holder hands to the disk: at no moment is a key in
+//! neither place. Under the stripe lock, each operation does its memory step, then drains the
+//! handoffs, then its disk step. Commands that touch several keys at once (and `EXEC`) take
 //! the keyspace's write lock, the others its read lock.
 
 use std::collections::HashMap;
@@ -15,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use strata::{Cache, DiskStore, InsertOptions, Tag};
+use strata::{Cache, DiskStore, InsertOptions, RecordRef, RemovalCause, Tag};
 
 use crate::compact::CompactBytes;
 
@@ -26,13 +33,15 @@ use crate::state::{StripedCounter, stripe};
 const ENTRY_OVERHEAD: usize = 96;
 const STRIPES: usize = 256;
 
-/// A stored value: 40 bytes, with short values inline.
+/// A stored value: 40 bytes, with values up to 14 bytes inline.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub(crate) value: CompactBytes,
+    pub(crate) value: CompactBytes<14>,
     /// Unix milliseconds.
     expires: Option<NonZeroU64>,
     tags: Option<Arc<Vec<Tag>>>,
+    /// Where the disk tier wrote this entry (see the module docs).
+    record: Option<RecordRef>,
 }
 
 impl Entry {
@@ -41,6 +50,7 @@ impl Entry {
             value: CompactBytes::new(value),
             expires: None,
             tags: None,
+            record: None,
         }
     }
 
@@ -102,7 +112,7 @@ impl Entry {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Self> {
+    fn decode(bytes: &[u8], record: Option<RecordRef>) -> Option<Self> {
         let expires_at = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
         let count = u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?);
         let mut at = 10;
@@ -114,11 +124,11 @@ impl Entry {
             ));
             at += 2 + len;
         }
-        Some(
-            Self::new(&bytes[at..])
-                .with_expiry(Some(expires_at))
-                .with_tags(tags),
-        )
+        let mut entry = Self::new(&bytes[at..])
+            .with_expiry(Some(expires_at))
+            .with_tags(tags);
+        entry.record = record;
+        Some(entry)
     }
 
     fn options(&self, now: u64) -> InsertOptions {
@@ -184,9 +194,25 @@ struct Watches {
     map: Mutex<HashMap<Bytes, Vec<Arc<AtomicBool>>>>,
 }
 
+/// An entry memory evicted, for the disk tier to index.
+type Handoff = (CompactBytes, Entry);
+
+/// Entries memory evicted, by key stripe, waiting to be handed to the disk tier by the
+/// stripe's next holder (see the module docs).
+struct Handoffs {
+    hasher: std::hash::RandomState,
+    lists: Box<[Mutex<Vec<Handoff>>]>,
+}
+
+impl Handoffs {
+    fn stripe(&self, key: &[u8]) -> usize {
+        (self.hasher.hash_one(key) as usize) % STRIPES
+    }
+}
+
 pub(crate) struct Keyspace {
     memory: Cache<CompactBytes, Entry>,
-    hasher: std::hash::RandomState,
+    handoffs: Arc<Handoffs>,
     disk: Option<DiskStore>,
     stripes: Box<[Mutex<()>]>,
     global: StripedRwLock,
@@ -198,13 +224,30 @@ pub(crate) struct Keyspace {
 pub(crate) struct KeyGuard<'a> {
     ks: &'a Keyspace,
     key: Bytes,
+    stripe: usize,
     _stripe: MutexGuard<'a, ()>,
 }
 
 impl Keyspace {
     /// A keyspace with `maxmemory` bytes of memory tier in front of `disk` (if any).
     pub(crate) fn new(maxmemory: u64, disk: Option<DiskStore>) -> Result<Self, strata::Error> {
-        let memory = Cache::builder()
+        let handoffs = Arc::new(Handoffs {
+            hasher: std::hash::RandomState::new(),
+            lists: (0..STRIPES).map(|_| Mutex::new(Vec::new())).collect(),
+        });
+        let mut memory = Cache::builder();
+        if disk.is_some() {
+            let sink = handoffs.clone();
+            memory =
+                memory.synchronous_eviction_listener(move |k: &CompactBytes, e: &Entry, cause| {
+                    if cause == RemovalCause::Size {
+                        sink.lists[sink.stripe(k)]
+                            .lock()
+                            .push((k.clone(), e.clone()));
+                    }
+                });
+        }
+        let memory = memory
             .max_capacity(maxmemory)
             .weigher(|k: &CompactBytes, e: &Entry| {
                 u32::try_from(k.len() + e.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
@@ -216,7 +259,7 @@ impl Keyspace {
             .build()?;
         Ok(Self {
             memory,
-            hasher: std::hash::RandomState::new(),
+            handoffs,
             disk,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             global: StripedRwLock::new(),
@@ -236,11 +279,43 @@ impl Keyspace {
     }
 
     pub(crate) fn lock(&self, key: &Bytes) -> KeyGuard<'_> {
-        let stripe = (self.hasher.hash_one(key) as usize) % STRIPES;
+        let stripe = self.handoffs.stripe(key);
         KeyGuard {
             ks: self,
             key: key.clone(),
+            stripe,
             _stripe: self.stripes[stripe].lock(),
+        }
+    }
+
+    /// Hands the entries memory evicted from `stripe` to the disk tier; the caller holds the
+    /// stripe's lock. Only a key's last handoff counts, and none for a key memory holds again:
+    /// a newer value was written since.
+    fn drain(&self, stripe: usize) {
+        let Some(disk) = &self.disk else { return };
+        let list = std::mem::take(&mut *self.handoffs.lists[stripe].lock());
+        let now = now_ms();
+        for (i, (key, entry)) in list.iter().enumerate() {
+            if list[i + 1..].iter().any(|(later, _)| later == key)
+                || entry.expired(now)
+                || self.memory.contains_key(&key[..])
+            {
+                continue;
+            }
+            if let Err(e) = disk.adopt(key, &entry.encode(), &entry.options(now), entry.record) {
+                self.disk_error(&e);
+            }
+        }
+    }
+
+    /// [`drain`](Self::drain) for every stripe (taking each stripe's lock).
+    fn drain_all(&self) {
+        if self.disk.is_none() {
+            return;
+        }
+        for stripe in 0..STRIPES {
+            let _held = self.stripes[stripe].lock();
+            self.drain(stripe);
         }
     }
 
@@ -267,6 +342,7 @@ impl Keyspace {
 
     /// Every live key (memory and disk). O(keys).
     pub(crate) fn keys(&self) -> Vec<Bytes> {
+        self.drain_all();
         let now = now_ms();
         let mut keys: Vec<Bytes> = self
             .memory
@@ -285,18 +361,18 @@ impl Keyspace {
         keys
     }
 
-    /// The number of keys: the disk tier's count when there is one (it holds every key;
-    /// expired keys count until reclaimed), else memory's.
+    /// The number of keys, in memory and on disk (expired keys count until reclaimed).
     pub(crate) fn len(&self) -> usize {
-        match &self.disk {
-            Some(disk) => disk.len(),
-            None => self.memory.len(),
-        }
+        self.drain_all();
+        self.memory.len() + self.disk.as_ref().map_or(0, DiskStore::len)
     }
 
     /// Removes every key.
     pub(crate) fn clear(&self) -> Result<(), WriteError> {
         self.memory.invalidate_all();
+        for list in &self.handoffs.lists {
+            list.lock().clear();
+        }
         self.touch_all();
         if let Some(disk) = &self.disk {
             disk.invalidate_all()?;
@@ -304,12 +380,13 @@ impl Keyspace {
         Ok(())
     }
 
-    /// Removes every key carrying `tag`; how many (counted in the tier that holds them all).
+    /// Removes every key carrying `tag`; how many.
     pub(crate) fn invalidate_tag(&self, tag: &str) -> Result<usize, WriteError> {
         let in_memory = self.memory.invalidate_tag(tag);
         self.touch_all();
+        self.drain_all();
         match &self.disk {
-            Some(disk) => Ok(disk.invalidate_tag(tag)?),
+            Some(disk) => Ok(in_memory + disk.invalidate_tag(tag)?),
             None => Ok(in_memory),
         }
     }
@@ -322,9 +399,20 @@ impl Keyspace {
         self.disk.as_ref()
     }
 
-    /// Syncs the disk tier (shutdown).
+    /// Hands every entry to the disk tier and syncs it, so that a restart finds them all
+    /// (shutdown: memory keeps its entries, but the disk tier now indexes them too).
     pub(crate) fn flush(&self) -> Result<(), strata::Error> {
-        self.disk.as_ref().map_or(Ok(()), DiskStore::flush)
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        self.drain_all();
+        let now = now_ms();
+        for (key, entry) in self.memory.iter() {
+            if !entry.expired(now) {
+                disk.adopt(&key, &entry.encode(), &entry.options(now), entry.record)?;
+            }
+        }
+        disk.flush()
     }
 
     fn disk_error(&self, error: &strata::Error) {
@@ -396,14 +484,15 @@ impl KeyGuard<'_> {
             return Some(entry);
         }
         let disk = self.ks.disk.as_ref()?;
-        let bytes = match disk.get(&self.key) {
+        self.ks.drain(self.stripe);
+        let (bytes, record) = match disk.take(&self.key) {
             Ok(found) => found?,
             Err(e) => {
                 self.ks.disk_error(&e);
                 return None;
             }
         };
-        let entry = Entry::decode(&bytes).filter(|e| !e.expired(now))?;
+        let entry = Entry::decode(&bytes, record).filter(|e| !e.expired(now))?;
         let key = CompactBytes::new(&self.key);
         self.ks
             .memory
@@ -412,7 +501,7 @@ impl KeyGuard<'_> {
     }
 
     /// Stores `entry`: disk first, so a failed disk write changes nothing.
-    pub(crate) fn set(&self, entry: Entry) -> Result<(), WriteError> {
+    pub(crate) fn set(&self, mut entry: Entry) -> Result<(), WriteError> {
         let now = now_ms();
         if entry.expired(now) {
             self.remove()?;
@@ -420,38 +509,200 @@ impl KeyGuard<'_> {
         }
         let options = entry.options(now);
         if let Some(disk) = &self.ks.disk {
-            disk.insert_with(&self.key, &entry.encode(), &options)?;
+            entry.record = Some(disk.insert_owned(&self.key, &entry.encode(), &options)?);
         }
         // The key is copied out of the request (whose bytes share the connection's read
         // buffer); the value was, when the entry was made.
         self.ks
             .memory
             .insert_with(CompactBytes::new(&self.key), entry, &options);
+        self.ks.drain(self.stripe);
         self.ks.touch(&self.key);
         Ok(())
     }
 
     /// Removes the key; true if it held a live entry.
     pub(crate) fn remove(&self) -> Result<bool, WriteError> {
-        // Whether it existed, without promoting it from disk only to remove it.
         let now = now_ms();
-        let existed = self
-            .ks
-            .memory
-            .peek(&self.key[..])
-            .is_some_and(|e| !e.expired(now))
-            || self
-                .ks
-                .disk
-                .as_ref()
-                .is_some_and(|d| d.contains_key(&self.key));
+        let in_memory = self.ks.memory.remove(&self.key[..]);
+        let mut existed = in_memory.as_ref().is_some_and(|e| !e.expired(now));
         if let Some(disk) = &self.ks.disk {
-            disk.remove(&self.key)?;
+            self.ks.drain(self.stripe);
+            // A key memory held has records the disk tier does not index: they need a
+            // tombstone all the same.
+            existed |= if in_memory.is_some() {
+                disk.remove_owned(&self.key)?
+            } else {
+                disk.remove(&self.key)?
+            };
         }
-        self.ks.memory.remove(&self.key[..]);
         if existed {
             self.ks.touch(&self.key);
         }
         Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const MAXMEMORY: u64 = 48 << 10;
+
+    fn open(dir: &std::path::Path, max_disk: u64) -> Keyspace {
+        let disk = DiskStore::builder(dir)
+            .max_bytes(max_disk)
+            .segment_size((max_disk / 8).min(8 << 20))
+            .sync(strata::SyncPolicy::Never)
+            .open()
+            .expect("open the disk tier");
+        Keyspace::new(MAXMEMORY, Some(disk)).expect("keyspace")
+    }
+
+    /// xorshift, so the test needs no dependency for its randomness.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// Threads write, read, delete and tag-invalidate their own keys while each other's
+    /// inserts keep a tiny memory tier evicting, so keys move between memory and disk all the
+    /// time. Every read sees the thread's last write (or, if `lossy`, nothing: the disk tier
+    /// may have evicted it). Returns the live keys' values.
+    fn churn(ks: &Keyspace, lossy: bool) -> HashMap<Bytes, Vec<u8>> {
+        const THREADS: u64 = 4;
+        const KEYS: u64 = 400;
+        let worker = |t: u64| {
+            let mut model: HashMap<Bytes, (Vec<u8>, bool)> = HashMap::new();
+            let mut rng = 0x9E37_79B9_7F4A_7C15 ^ (t + 1);
+            for step in 0..20_000u64 {
+                let key = Bytes::from(format!("t{t}:k{}", next(&mut rng) % KEYS));
+                match next(&mut rng) % 100 {
+                    0..50 => {
+                        let value = format!("{t}-{step}").into_bytes();
+                        let tagged = next(&mut rng).is_multiple_of(4);
+                        let mut entry = Entry::new(&value);
+                        if tagged {
+                            entry = entry.with_tags(vec![Tag::from(format!("t{t}"))]);
+                        }
+                        ks.lock(&key).set(entry).expect("set");
+                        model.insert(key, (value, tagged));
+                    }
+                    50..85 => {
+                        let got = ks.peek(&key).map(|e| e.value.to_vec());
+                        let want = model.get(&key).map(|(v, _)| v.clone());
+                        if !lossy || got.is_some() {
+                            assert_eq!(got, want, "GET {key:?} at step {step}");
+                        }
+                    }
+                    85..99 => {
+                        let existed = ks.lock(&key).remove().expect("remove");
+                        let want = model.remove(&key).is_some();
+                        if !lossy || existed {
+                            assert_eq!(existed, want, "DEL {key:?} at step {step}");
+                        }
+                    }
+                    _ => {
+                        ks.invalidate_tag(&format!("t{t}")).expect("invalidate");
+                        model.retain(|_, (_, tagged)| !*tagged);
+                    }
+                }
+            }
+            model
+                .into_iter()
+                .map(|(k, (v, _))| (k, v))
+                .collect::<Vec<_>>()
+        };
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|t| scope.spawn(move || worker(t)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("worker"))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn keys_moving_between_memory_and_disk_never_go_stale_or_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = open(dir.path(), 256 << 20);
+        let model = churn(&ks, false);
+        assert!(
+            ks.memory().len() < model.len() && ks.disk().map_or(0, DiskStore::len) > 0,
+            "the test must make memory spill to disk"
+        );
+        assert_eq!(ks.len(), model.len(), "each key is counted once");
+        let mut keys = ks.keys();
+        keys.sort();
+        let mut want: Vec<Bytes> = model.keys().cloned().collect();
+        want.sort();
+        assert_eq!(keys, want);
+
+        // A clean shutdown keeps every key.
+        ks.flush().expect("shutdown flush");
+        drop(ks);
+        let ks = open(dir.path(), 256 << 20);
+        assert_eq!(ks.len(), model.len(), "after a restart");
+        for (key, value) in &model {
+            assert_eq!(ks.peek(key).map(|e| e.value.to_vec()), Some(value.clone()));
+        }
+    }
+
+    /// With a disk tier far too small, segments are evicted while their keys live in memory:
+    /// keys may be lost, but what comes back after a restart (without the shutdown flush, as
+    /// after a crash) is never an older value, nor a deleted key.
+    #[test]
+    fn a_small_disk_tier_loses_keys_but_never_brings_back_old_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = open(dir.path(), 256 << 10);
+        let model = churn(&ks, true);
+        ks.disk().expect("disk").flush().expect("sync");
+        drop(ks);
+        let ks = open(dir.path(), 256 << 10);
+        assert!(ks.len() > 0, "some keys survive");
+        for key in ks.keys() {
+            let got = ks.peek(&key).map(|e| e.value.to_vec());
+            assert_eq!(got.as_ref(), model.get(&key), "{key:?} after a restart");
+        }
+    }
+
+    /// An entry evicted, written again and evicted again before its stripe drained has two
+    /// handoffs: only the last may reach the disk, or the log would end with the old value.
+    #[test]
+    fn only_a_keys_last_handoff_reaches_the_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = open(dir.path(), 256 << 20);
+        let key = Bytes::from_static(b"k");
+        ks.lock(&key).set(Entry::new(b"new")).expect("set");
+        let new = ks.memory().remove(&b"k"[..]).expect("in memory");
+        // The old value's record is gone (no `record`): handing it off would write it anew.
+        let stripe = ks.handoffs.stripe(&key);
+        ks.handoffs.lists[stripe].lock().extend([
+            (CompactBytes::new(b"k"), Entry::new(b"old")),
+            (CompactBytes::new(b"k"), new),
+        ]);
+        ks.drain_all();
+        assert_eq!(
+            ks.peek(&key).map(|e| e.value.to_vec()),
+            Some(b"new".to_vec())
+        );
+        ks.disk().expect("disk").flush().expect("sync");
+        drop(ks);
+        let ks = open(dir.path(), 256 << 20);
+        assert_eq!(
+            ks.peek(&key).map(|e| e.value.to_vec()),
+            Some(b"new".to_vec())
+        );
+    }
+
+    #[test]
+    fn an_entry_takes_40_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
     }
 }

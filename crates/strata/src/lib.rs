@@ -57,7 +57,7 @@ mod stats;
 mod sync;
 
 pub use clock::{Clock, MockClock, SystemClock};
-pub use disk::{DiskBuilder, DiskCache, DiskStats, DiskStore, SyncPolicy};
+pub use disk::{DiskBuilder, DiskCache, DiskStats, DiskStore, RecordRef, SyncPolicy};
 pub use error::{Error, Result};
 pub use listener::RemovalCause;
 pub use loader::{Loader, LoaderBuilder};

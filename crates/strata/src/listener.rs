@@ -27,3 +27,6 @@ impl RemovalCause {
 
 /// Called with each removed entry, after the cache released its internal locks.
 pub(crate) type Listener<K, V> = Arc<dyn Fn(K, V, RemovalCause) + Send + Sync>;
+
+/// Called with each removed entry while the cache still holds the lock that removed it.
+pub(crate) type SyncListener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;

@@ -21,5 +21,5 @@ mod model_tests;
 
 pub use builder::{DiskBuilder, SyncPolicy};
 pub use stats::DiskStats;
-pub use store::DiskStore;
+pub use store::{DiskStore, RecordRef};
 pub use typed::DiskCache;

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -252,53 +253,103 @@ impl DiskStore {
     /// # Errors
     /// As [`insert`](Self::insert), and [`Error::TooLarge`] for a tag over 64 KiB.
     pub fn insert_with(&self, key: &[u8], value: &[u8], options: &InsertOptions) -> Result<()> {
+        self.inner.put(key, value, options, true).map(drop)
+    }
+
+    /// Writes `key`'s record like [`insert_with`](Self::insert_with), but leaves the key out
+    /// of the index: a faster tier in front of the store holds it, and hands it back with
+    /// [`adopt`](Self::adopt) when it lets go of it. Until then reads here miss, and the
+    /// record serves only recovery: after a restart the key is back, as if inserted.
+    ///
+    /// This is how a memory tier layered on the store keeps one index per key instead of
+    /// two (the Strata server does). Every write to `key` (this, `adopt`, `take`,
+    /// [`remove_owned`](Self::remove_owned)) must come from one thread at a time.
+    ///
+    /// # Errors
+    /// As [`insert_with`](Self::insert_with).
+    pub fn insert_owned(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        options: &InsertOptions,
+    ) -> Result<RecordRef> {
+        self.inner.put(key, value, options, false)
+    }
+
+    /// Indexes `key` again after an [`insert_owned`](Self::insert_owned) (or a
+    /// [`take`](Self::take)): `value` and `options` must be what that record holds, and `at`
+    /// is where it was written. If that record is gone (its segment was evicted meanwhile) or
+    /// `at` is `None`, the entry is written anew.
+    ///
+    /// # Errors
+    /// As [`insert_with`](Self::insert_with), when the entry is written anew.
+    pub fn adopt(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        options: &InsertOptions,
+        at: Option<RecordRef>,
+    ) -> Result<()> {
         let inner = &*self.inner;
-        check_key(key)?;
-        if value.len() as u64 > inner.config.max_value_size {
-            return Err(Error::TooLarge {
-                what: "value",
-                len: value.len() as u64,
-                max: inner.config.max_value_size,
-            });
-        }
-        for tag in &options.tags {
-            if tag.len() > MAX_KEY {
-                return Err(Error::TooLarge {
-                    what: "tag",
-                    len: tag.len() as u64,
-                    max: MAX_KEY as u64,
-                });
-            }
-        }
-        let expires_at_ms = options.ttl.map(|ttl| {
-            let ms = ttl.as_millis().max(1);
-            inner
-                .now_ms()
-                .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
-        });
+        let expires_at_ms = inner.check_put(key, value, options)?;
         let hash = inner.hasher.hash_one(key);
-        let record = inner.prepare(Kind::Put, key, &options.tags, value, expires_at_ms);
+        let len = record::encoded_len(key, &options.tags, value, expires_at_ms.is_some());
         let mut st = inner.state.lock();
-        let (seg, offset, len) = inner.append(&mut st, &record)?;
+        let Some(info) = at.and_then(|at| {
+            let i = st.log.binary_search_by_key(&at.seg(), |i| i.id).ok()?;
+            Some((i, at))
+        }) else {
+            drop(st);
+            return inner.put(key, value, options, true).map(drop);
+        };
+        let (i, at) = info;
         let loc = Loc {
-            seg,
-            offset,
-            len,
+            seg: at.seg(),
+            offset: at.offset(),
+            len: len as u32,
             expires_at_ms: expires_at_ms.unwrap_or(u64::MAX),
             referenced: Default::default(),
         };
         inner.index.insert(hash, loc);
         st.tags.forget(hash);
         st.tags.add(hash, &options.tags);
-        if let Some(info) = st.log.back_mut() {
-            info.puts.push((hash, offset));
-        }
-        inner.counters.inserts.fetch_add(1, Ordering::Relaxed);
-        inner.evict_over_bound(&mut st)?;
-        if inner.config.sync == SyncPolicy::Always {
-            inner.sync(&mut st)?;
-        }
+        st.log[i].puts.push((hash, at.offset()));
         Ok(())
+    }
+
+    /// Reads `key` and takes it out of the index, for a faster tier in front of the store to
+    /// hold (see [`insert_owned`](Self::insert_owned)): its value, and where its record is
+    /// (`None` if the record was evicted while it was read), to pass to
+    /// [`adopt`](Self::adopt) later. Counted as a hit or a miss.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub fn take(&self, key: &[u8]) -> Result<Option<(Vec<u8>, Option<RecordRef>)>> {
+        let inner = &*self.inner;
+        let Some(value) = inner.read(key, false)? else {
+            inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        inner.counters.hits.fetch_add(1, Ordering::Relaxed);
+        let hash = inner.hasher.hash_one(key);
+        let mut st = inner.state.lock();
+        // Where it is now: eviction may have rewritten it elsewhere (the same bytes) or
+        // dropped it since it was read.
+        let at = inner.index.remove(hash).map(|loc| {
+            st.tags.forget(hash);
+            RecordRef::new(loc.seg, loc.offset)
+        });
+        Ok(Some((value, at)))
+    }
+
+    /// Removes `key` whether the store indexes it or a tier in front holds it (see
+    /// [`insert_owned`](Self::insert_owned)): the tombstone is always written. True if the
+    /// index held a live entry.
+    ///
+    /// # Errors
+    /// As [`remove`](Self::remove).
+    pub fn remove_owned(&self, key: &[u8]) -> Result<bool> {
+        self.inner.remove(key, true)
     }
 
     /// Removes `key`; true if a live entry was removed. Under durable invalidation (the
@@ -308,29 +359,7 @@ impl DiskStore {
     /// [`Error::Io`] / [`Error::DiskFull`] if the tombstone cannot be written or synced (the
     /// key then reads as missing in this process but may reappear after a crash).
     pub fn remove(&self, key: &[u8]) -> Result<bool> {
-        let inner = &*self.inner;
-        check_key(key)?;
-        let hash = inner.hasher.hash_one(key);
-        let mut st = inner.state.lock();
-        let place = inner.index.peek(hash);
-        let live = place.is_some_and(|place| place.expires_at_ms > inner.now_ms());
-        // Even an expired entry gets a tombstone: its record may not be durable, and an older
-        // one of the same key may be.
-        let tombstone = place.is_some() || st.diverged;
-        if tombstone {
-            inner.append(&mut st, &inner.prepare(Kind::Remove, key, &[], &[], None))?;
-        }
-        if inner.index.remove(hash).is_some() {
-            st.tags.forget(hash);
-        }
-        if live {
-            inner.counters.removals.fetch_add(1, Ordering::Relaxed);
-        }
-        if tombstone {
-            inner.evict_over_bound(&mut st)?;
-            inner.sync_invalidation(&mut st)?;
-        }
-        Ok(live)
+        self.inner.remove(key, false)
     }
 
     /// Removes every entry carrying `tag`; returns how many. Synced before it returns under
@@ -507,6 +536,27 @@ fn check_key(key: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Where a record was written: its segment and offset (see [`DiskStore::insert_owned`]).
+/// Eight bytes, and `Option<RecordRef>` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef(NonZeroU64);
+
+impl RecordRef {
+    fn new(seg: u32, offset: u32) -> Self {
+        // A record never starts at offset 0 (the segment header does), so this is never 0.
+        let packed = (u64::from(seg) << 32) | u64::from(offset);
+        Self(NonZeroU64::new(packed).unwrap_or(NonZeroU64::MIN))
+    }
+
+    fn seg(self) -> u32 {
+        (self.0.get() >> 32) as u32
+    }
+
+    fn offset(self) -> u32 {
+        self.0.get() as u32
+    }
+}
+
 /// A record encoded outside the writer lock (see [`Inner::prepare`]).
 struct Prepared<'a> {
     kind: Kind,
@@ -531,6 +581,98 @@ enum Verdict {
 impl Inner {
     fn now_ms(&self) -> u64 {
         self.epoch_ms + self.config.clock.now_nanos() / 1_000_000
+    }
+
+    /// Checks a put's sizes; returns its expiry (unix ms).
+    fn check_put(&self, key: &[u8], value: &[u8], options: &InsertOptions) -> Result<Option<u64>> {
+        check_key(key)?;
+        if value.len() as u64 > self.config.max_value_size {
+            return Err(Error::TooLarge {
+                what: "value",
+                len: value.len() as u64,
+                max: self.config.max_value_size,
+            });
+        }
+        for tag in &options.tags {
+            if tag.len() > MAX_KEY {
+                return Err(Error::TooLarge {
+                    what: "tag",
+                    len: tag.len() as u64,
+                    max: MAX_KEY as u64,
+                });
+            }
+        }
+        Ok(options.ttl.map(|ttl| {
+            let ms = ttl.as_millis().max(1);
+            self.now_ms()
+                .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX))
+        }))
+    }
+
+    /// Appends a put; `index` points the key at it, else takes the key out of the index
+    /// (see [`DiskStore::insert_owned`]).
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        options: &InsertOptions,
+        index: bool,
+    ) -> Result<RecordRef> {
+        let expires_at_ms = self.check_put(key, value, options)?;
+        let hash = self.hasher.hash_one(key);
+        let record = self.prepare(Kind::Put, key, &options.tags, value, expires_at_ms);
+        let mut st = self.state.lock();
+        let (seg, offset, len) = self.append(&mut st, &record)?;
+        st.tags.forget(hash);
+        if index {
+            let loc = Loc {
+                seg,
+                offset,
+                len,
+                expires_at_ms: expires_at_ms.unwrap_or(u64::MAX),
+                referenced: Default::default(),
+            };
+            self.index.insert(hash, loc);
+            st.tags.add(hash, &options.tags);
+            if let Some(info) = st.log.back_mut() {
+                info.puts.push((hash, offset));
+            }
+        } else {
+            self.index.remove(hash);
+        }
+        self.counters.inserts.fetch_add(1, Ordering::Relaxed);
+        self.evict_over_bound(&mut st)?;
+        if self.config.sync == SyncPolicy::Always {
+            self.sync(&mut st)?;
+        }
+        Ok(RecordRef::new(seg, offset))
+    }
+
+    /// Removes `key`; `always` writes the tombstone even if the index holds nothing (a tier
+    /// in front holds the key).
+    fn remove(&self, key: &[u8], always: bool) -> Result<bool> {
+        check_key(key)?;
+        let hash = self.hasher.hash_one(key);
+        let mut st = self.state.lock();
+        let place = self.index.peek(hash);
+        let live = place.is_some_and(|place| place.expires_at_ms > self.now_ms());
+        // Even an expired entry gets a tombstone: its record may not be durable, and an older
+        // one of the same key may be.
+        let tombstone = always || place.is_some() || st.diverged;
+        if tombstone {
+            self.append(&mut st, &self.prepare(Kind::Remove, key, &[], &[], None))?;
+        }
+        if self.index.remove(hash).is_some() {
+            st.tags.forget(hash);
+        }
+        if live {
+            self.counters.removals.fetch_add(1, Ordering::Relaxed);
+        }
+        if tombstone {
+            self.evict_over_bound(&mut st)?;
+            self.sync_invalidation(&mut st)?;
+        }
+        Ok(live)
     }
 
     /// The value for `key`; `mark` sets its referenced bit.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::listener::{Listener, RemovalCause};
+use crate::listener::{Listener, RemovalCause, SyncListener};
 use crate::memory::cache::{Cache, DefaultHashBuilder, ExpireAfter, Weigher};
 
 /// Shards are never made smaller than this capacity by default: W-TinyLFU needs room for a
@@ -38,6 +38,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     time_to_idle: Option<Duration>,
     expire_after: Option<ExpireAfter<K, V>>,
     listener: Option<Listener<K, V>>,
+    sync_listener: Option<SyncListener<K, V>>,
     clock: Option<Arc<dyn Clock>>,
     shards: Option<usize>,
     hasher: S,
@@ -53,6 +54,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             time_to_idle: None,
             expire_after: None,
             listener: None,
+            sync_listener: None,
             clock: None,
             shards: None,
             hasher: DefaultHashBuilder::default(),
@@ -125,6 +127,40 @@ where
         self
     }
 
+    /// Called with every entry that leaves the cache and why, by reference, while the cache
+    /// still holds the lock that removed it: at no moment is an entry neither in the cache nor
+    /// known to this listener. For a tier behind the cache that takes over what it evicts
+    /// (the Strata server hands evicted entries to its disk tier this way). It must be quick
+    /// and must not use the cache, which would deadlock.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use strata::{Cache, RemovalCause};
+    ///
+    /// let evicted = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = evicted.clone();
+    /// let cache = Cache::builder()
+    ///     .max_capacity(1)
+    ///     .shards(1)
+    ///     .synchronous_eviction_listener(move |k: &u32, _: &u32, cause| {
+    ///         if cause == RemovalCause::Size {
+    ///             sink.lock().unwrap().push(*k);
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// cache.insert(1, 10);
+    /// cache.insert(2, 20);
+    /// assert_eq!(evicted.lock().unwrap().len(), 1, "one of the two left, and was heard of");
+    /// # Ok::<(), strata::Error>(())
+    /// ```
+    pub fn synchronous_eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.sync_listener = Some(Arc::new(listener));
+        self
+    }
+
     /// The time source for expiry; [`SystemClock`] by default, [`MockClock`](crate::MockClock)
     /// in tests.
     pub fn clock(self, clock: impl Clock) -> Self {
@@ -153,6 +189,7 @@ where
             time_to_idle: self.time_to_idle,
             expire_after: self.expire_after,
             listener: self.listener,
+            sync_listener: self.sync_listener,
             clock: self.clock,
             shards: self.shards,
             hasher,
@@ -189,6 +226,7 @@ where
             weigher: self.weigher,
             expire_after: self.expire_after,
             listener: self.listener,
+            sync_listener: self.sync_listener,
             clock: self
                 .clock
                 .unwrap_or_else(|| Arc::new(SystemClock::default())),

@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 
 use crate::clock::Clock;
 use crate::coalesce::Flights;
-use crate::listener::{Listener, RemovalCause};
+use crate::listener::{Listener, RemovalCause, SyncListener};
 use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
@@ -76,6 +76,7 @@ pub(crate) struct Parts<K, V, S> {
     pub(crate) weigher: Option<Weigher<K, V>>,
     pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) sync_listener: Option<SyncListener<K, V>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: S,
 }
@@ -90,6 +91,7 @@ pub(super) struct Inner<K, V, S> {
     weigher: Option<Weigher<K, V>>,
     expire_after: Option<ExpireAfter<K, V>>,
     listener: Option<Listener<K, V>>,
+    sync_listener: Option<SyncListener<K, V>>,
     clock: Arc<dyn Clock>,
     pub(super) hasher: S,
     stats: ThreadCounters,
@@ -163,6 +165,7 @@ where
                 weigher: parts.weigher,
                 expire_after: parts.expire_after,
                 listener: parts.listener,
+                sync_listener: parts.sync_listener,
                 clock: parts.clock,
                 hasher: parts.hasher,
                 stats: ThreadCounters::new(),
@@ -430,12 +433,15 @@ where
     }
 
     /// Collects what a write removes; keeps the entries only when a listener wants them.
-    fn removals(&self) -> Removals<K, V> {
-        Removals::new(self.inner.listener.is_some())
+    fn removals(&self) -> Removals<'_, K, V> {
+        Removals::new(
+            self.inner.listener.is_some(),
+            self.inner.sync_listener.as_ref(),
+        )
     }
 
     /// Records removal counts and hands entries to the listener, outside any lock.
-    fn finish(&self, removals: Removals<K, V>) {
+    fn finish(&self, removals: Removals<'_, K, V>) {
         let entries = removals.finish(&self.inner.stats);
         if let Some(listener) = &self.inner.listener {
             for (key, value, cause) in entries {

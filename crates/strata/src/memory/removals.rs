@@ -1,20 +1,23 @@
 //! Entries removed under a shard's lock, handed to the listener after the lock is released.
 
-use crate::listener::RemovalCause;
+use crate::listener::{RemovalCause, SyncListener};
 use crate::stats::{Counter, ThreadCounters};
 
 /// Collects what a write removed: counts by cause always, the entries only when a listener
-/// wants them (otherwise they are dropped at once).
-pub(crate) struct Removals<K, V> {
+/// wants them (otherwise they are dropped at once). A synchronous listener hears of each
+/// removal as it happens, under the lock.
+pub(crate) struct Removals<'a, K, V> {
     keep: bool,
+    sync: Option<&'a SyncListener<K, V>>,
     entries: Vec<(K, V, RemovalCause)>,
     counts: [u64; 5],
 }
 
-impl<K, V> Removals<K, V> {
-    pub(crate) fn new(keep: bool) -> Self {
+impl<'a, K, V> Removals<'a, K, V> {
+    pub(crate) fn new(keep: bool, sync: Option<&'a SyncListener<K, V>>) -> Self {
         Self {
             keep,
+            sync,
             entries: Vec::new(),
             counts: [0; 5],
         }
@@ -27,6 +30,9 @@ impl<K, V> Removals<K, V> {
 
     pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
         self.counts[cause as usize] += 1;
+        if let Some(sync) = self.sync {
+            sync(&key, &value, cause);
+        }
         if self.keep {
             self.entries.push((key, value, cause));
         }

@@ -201,7 +201,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Changes the shard's capacity, keeping its shape, and evicts down to it.
-    pub(crate) fn set_capacity(&mut self, capacity: u64, out: &mut Removals<K, V>) {
+    pub(crate) fn set_capacity(&mut self, capacity: u64, out: &mut Removals<'_, K, V>) {
         let old = self.capacity.max(1) as f64;
         let window = self.window_capacity as f64 / old;
         let main = (self.capacity - self.window_capacity).max(1) as f64;
@@ -308,7 +308,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         &mut self,
         new: NewEntry<K, V>,
         now: u64,
-        out: &mut Removals<K, V>,
+        out: &mut Removals<'_, K, V>,
     ) -> bool {
         self.expire(now, EXPIRE_BATCH, out);
         if u64::from(new.weight) > self.capacity {
@@ -334,7 +334,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         added
     }
 
-    fn replace(&mut self, idx: u32, new: NewEntry<K, V>, now: u64, out: &mut Removals<K, V>) {
+    fn replace(&mut self, idx: u32, new: NewEntry<K, V>, now: u64, out: &mut Removals<'_, K, V>) {
         self.untag(idx);
         let entry = self.entry_mut(idx);
         let old_value = std::mem::replace(&mut entry.value, new.value);
@@ -434,7 +434,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        out: &mut Removals<K, V>,
+        out: &mut Removals<'_, K, V>,
     ) -> Option<V>
     where
         K: Borrow<Q>,
@@ -452,7 +452,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Removes every entry carrying `tag`.
-    pub(crate) fn invalidate_tag(&mut self, tag: &str, out: &mut Removals<K, V>) {
+    pub(crate) fn invalidate_tag(&mut self, tag: &str, out: &mut Removals<'_, K, V>) {
         if let Some(slots) = self.tags.remove(tag) {
             for idx in slots {
                 let (key, value) = self.unlink_entry(idx);
@@ -466,7 +466,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         &mut self,
         now: u64,
         mut keep: impl FnMut(&K, &V) -> bool,
-        out: &mut Removals<K, V>,
+        out: &mut Removals<'_, K, V>,
     ) {
         for idx in 0..self.slots.len() as u32 {
             let Some(entry) = self.slots[idx as usize].as_ref() else {
@@ -499,7 +499,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Reclaims up to `limit` entries whose deadline passed.
-    pub(crate) fn expire(&mut self, now: u64, limit: usize, out: &mut Removals<K, V>) {
+    pub(crate) fn expire(&mut self, now: u64, limit: usize, out: &mut Removals<'_, K, V>) {
         let mut reclaimed = 0;
         while let Some(&Reverse((deadline, idx, version))) = self.deadlines.peek() {
             if deadline > now || reclaimed == limit {
@@ -527,7 +527,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Evicts until the shard is within capacity (see the module docs for the policy).
-    fn evict(&mut self, out: &mut Removals<K, V>) {
+    fn evict(&mut self, out: &mut Removals<'_, K, V>) {
         // The window's overflow competes, one candidate at a time, for a place in main. After a
         // change of shape the overflow can be large: it is worked off a budget per write.
         let mut budget = REBALANCE_BUDGET;
@@ -661,7 +661,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         hits > 0
     }
 
-    fn evict_entry(&mut self, idx: u32, out: &mut Removals<K, V>) {
+    fn evict_entry(&mut self, idx: u32, out: &mut Removals<'_, K, V>) {
         let (key, value) = self.unlink_entry(idx);
         out.push(key, value, RemovalCause::Size);
     }
@@ -788,7 +788,7 @@ mod tests {
             expires_at: NEVER,
             tags: Box::default(),
         };
-        shard.insert(new, 0, &mut Removals::new(false));
+        shard.insert(new, 0, &mut Removals::new(false, None));
     }
 
     /// Two slots per cache line and none straddling two: a hit costs one line, not two.

@@ -158,7 +158,7 @@ impl MiniSim {
     /// shape to use when an epoch ends with a new choice.
     pub(crate) fn access(&mut self, hash: u64) -> Option<Shape> {
         let key = SampledKey(hash);
-        let mut dropped = Removals::new(false);
+        let mut dropped = Removals::new(false, None);
         for (sim, hits) in self.sims.iter_mut().zip(&mut self.epoch_hits) {
             match sim.get(hash, &key, || 0) {
                 Some(()) => *hits += 1,

@@ -234,3 +234,90 @@ fn dropping_the_last_handle_closes_the_store_at_once() {
     let store = builder(dir.path()).open().unwrap();
     assert_eq!(store.len(), 50);
 }
+
+/// The API for a memory tier in front of the store: a key it holds is written but not
+/// indexed, comes back after a restart, is indexed again when handed back, and is removed
+/// for good by `remove_owned`.
+#[test]
+fn owned_entries_are_logged_unindexed_then_adopted_or_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tagged = InsertOptions::new().tag("t");
+    {
+        let store = builder(dir.path()).open().unwrap();
+        let at = store.insert_owned(b"held", b"v1", &tagged).unwrap();
+        assert_eq!(store.get(b"held").unwrap(), None, "not indexed while held");
+        assert_eq!(store.len(), 0);
+        store.adopt(b"held", b"v1", &tagged, Some(at)).unwrap();
+        assert_eq!(store.get(b"held").unwrap(), Some(b"v1".to_vec()));
+        let before = store.disk_bytes();
+        store.adopt(b"held", b"v1", &tagged, Some(at)).unwrap();
+        assert_eq!(
+            store.disk_bytes(),
+            before,
+            "adopting a live record writes nothing"
+        );
+
+        let (value, at) = store.take(b"held").unwrap().unwrap();
+        assert_eq!(value, b"v1");
+        assert_eq!(store.get(b"held").unwrap(), None, "taken out of the index");
+        store.adopt(b"held", &value, &tagged, at).unwrap();
+        assert_eq!(
+            store.invalidate_tag("t").unwrap(),
+            1,
+            "adopted with its tags"
+        );
+
+        store
+            .insert_owned(b"kept", b"k", &InsertOptions::new())
+            .unwrap();
+        store
+            .insert_owned(b"gone", b"g", &InsertOptions::new())
+            .unwrap();
+        assert!(!store.remove_owned(b"gone").unwrap(), "it was not indexed");
+        // Without a record to point at, adopt writes the entry anew.
+        store
+            .adopt(b"fresh", b"f", &InsertOptions::new(), None)
+            .unwrap();
+        assert_eq!(store.get(b"fresh").unwrap(), Some(b"f".to_vec()));
+    }
+    let store = builder(dir.path()).open().unwrap();
+    assert_eq!(
+        store.get(b"kept").unwrap(),
+        Some(b"k".to_vec()),
+        "logged, so recovered"
+    );
+    assert_eq!(
+        store.get(b"gone").unwrap(),
+        None,
+        "the tombstone was written"
+    );
+    assert_eq!(
+        store.get(b"held").unwrap(),
+        None,
+        "the tag invalidation was logged"
+    );
+    assert_eq!(store.get(b"fresh").unwrap(), Some(b"f".to_vec()));
+}
+
+/// A handed-back entry whose record's segment was evicted meanwhile is written anew.
+#[test]
+fn adopting_an_evicted_record_writes_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DiskStore::builder(dir.path())
+        .max_bytes(64 << 10)
+        .segment_size(16 << 10)
+        .open()
+        .unwrap();
+    let at = store
+        .insert_owned(b"old", b"value", &InsertOptions::new())
+        .unwrap();
+    for i in 0..200 {
+        store
+            .insert(format!("filler{i}").as_bytes(), &[0; 1000])
+            .unwrap();
+    }
+    store
+        .adopt(b"old", b"value", &InsertOptions::new(), Some(at))
+        .unwrap();
+    assert_eq!(store.get(b"old").unwrap(), Some(b"value".to_vec()));
+}

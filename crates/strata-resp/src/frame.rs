@@ -1,5 +1,7 @@
 //! RESP values and their encoding.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 /// The protocol version a connection speaks (`HELLO 2` / `HELLO 3`).
@@ -16,7 +18,7 @@ pub enum Protocol {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// `+OK`
-    Simple(String),
+    Simple(Cow<'static, str>),
     /// `-ERR …` (the text includes the error code).
     Error(String),
     /// `:42`
@@ -55,12 +57,12 @@ pub enum Frame {
 impl Frame {
     /// `+text`
     pub fn simple(text: &str) -> Self {
-        Self::Simple(text.to_string())
+        Self::Simple(Cow::Owned(text.to_string()))
     }
 
-    /// `+OK`
+    /// `+OK` (without an allocation: it is the reply to every `SET`).
     pub fn ok() -> Self {
-        Self::simple("OK")
+        Self::Simple(Cow::Borrowed("OK"))
     }
 
     /// An error reply; `text` starts with its code (`ERR`, `WRONGTYPE`, …).

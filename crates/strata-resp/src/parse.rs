@@ -88,7 +88,7 @@ fn frame(buf: &[u8], at: &mut usize, depth: usize) -> Result<Option<Frame>, Prot
         int(body).ok_or(ProtocolError::Invalid(kind_name))
     };
     let frame = match kind {
-        b'+' => Frame::Simple(text()?),
+        b'+' => Frame::Simple(text()?.into()),
         b'-' => Frame::Error(text()?),
         b':' => Frame::Integer(length("invalid integer")?),
         b'_' if body.is_empty() => Frame::Null,

@@ -11,7 +11,7 @@ fn text() -> impl Strategy<Value = String> {
 
 fn frame() -> impl Strategy<Value = Frame> {
     let leaf = prop_oneof![
-        text().prop_map(Frame::Simple),
+        text().prop_map(|t| Frame::Simple(t.into())),
         text().prop_map(|t| Frame::Error(format!("ERR {t}"))),
         any::<i64>().prop_map(Frame::Integer),
         proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| Frame::Bulk(Bytes::from(b))),

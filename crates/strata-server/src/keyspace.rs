@@ -24,6 +24,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use strata::{Cache, DiskStore, InsertOptions, RecordRef, RemovalCause, Tag};
 
+use crossbeam_utils::CachePadded;
+
 use crate::compact::CompactBytes;
 
 use crate::state::{StripedCounter, stripe};
@@ -99,9 +101,16 @@ impl Entry {
     /// Disk encoding: expiry (u64, 0 for none), tag count (u16), tags (u16 length + bytes),
     /// value.
     fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`encode`](Self::encode), appending to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
         let tags = self.tags();
         let tags_len: usize = tags.iter().map(|t| 2 + t.len()).sum();
-        let mut out = Vec::with_capacity(10 + tags_len + self.value.len());
+        out.reserve(10 + tags_len + self.value.len());
         out.extend_from_slice(&self.expires_at().unwrap_or(0).to_le_bytes());
         out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
         for tag in tags {
@@ -109,7 +118,6 @@ impl Entry {
             out.extend_from_slice(tag.as_bytes());
         }
         out.extend_from_slice(&self.value);
-        out
     }
 
     fn decode(bytes: &[u8], record: Option<RecordRef>) -> Option<Self> {
@@ -200,13 +208,38 @@ type Handoff = (CompactBytes, Entry);
 /// Entries memory evicted, by key stripe, waiting to be handed to the disk tier by the
 /// stripe's next holder (see the module docs).
 struct Handoffs {
-    hasher: std::hash::RandomState,
-    lists: Box<[Mutex<Vec<Handoff>>]>,
+    hasher: foldhash::fast::RandomState,
+    lists: Box<[CachePadded<HandoffList>]>,
+}
+
+/// One stripe's handoffs. `waiting` lets the common case (none) skip the lock: it is set
+/// under the memory tier's lock that evicted the entry, so whoever sees the entry gone sees
+/// the flag.
+#[derive(Default)]
+struct HandoffList {
+    waiting: AtomicBool,
+    list: Mutex<Vec<Handoff>>,
 }
 
 impl Handoffs {
     fn stripe(&self, key: &[u8]) -> usize {
         (self.hasher.hash_one(key) as usize) % STRIPES
+    }
+
+    fn push(&self, key: &CompactBytes, entry: &Entry) {
+        let handoffs = &self.lists[self.stripe(key)];
+        handoffs.list.lock().push((key.clone(), entry.clone()));
+        handoffs.waiting.store(true, Ordering::Release);
+    }
+
+    fn take(&self, stripe: usize) -> Vec<Handoff> {
+        let handoffs = &self.lists[stripe];
+        if !handoffs.waiting.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut list = handoffs.list.lock();
+        handoffs.waiting.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *list)
     }
 }
 
@@ -223,7 +256,7 @@ pub(crate) struct Keyspace {
 /// A key locked for a read-modify-write.
 pub(crate) struct KeyGuard<'a> {
     ks: &'a Keyspace,
-    key: Bytes,
+    key: &'a Bytes,
     stripe: usize,
     _stripe: MutexGuard<'a, ()>,
 }
@@ -232,8 +265,8 @@ impl Keyspace {
     /// A keyspace with `maxmemory` bytes of memory tier in front of `disk` (if any).
     pub(crate) fn new(maxmemory: u64, disk: Option<DiskStore>) -> Result<Self, strata::Error> {
         let handoffs = Arc::new(Handoffs {
-            hasher: std::hash::RandomState::new(),
-            lists: (0..STRIPES).map(|_| Mutex::new(Vec::new())).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+            lists: (0..STRIPES).map(|_| CachePadded::default()).collect(),
         });
         let mut memory = Cache::builder();
         if disk.is_some() {
@@ -241,9 +274,7 @@ impl Keyspace {
             memory =
                 memory.synchronous_eviction_listener(move |k: &CompactBytes, e: &Entry, cause| {
                     if cause == RemovalCause::Size {
-                        sink.lists[sink.stripe(k)]
-                            .lock()
-                            .push((k.clone(), e.clone()));
+                        sink.push(k, e);
                     }
                 });
         }
@@ -278,11 +309,11 @@ impl Keyspace {
         ExclusiveGuard(self.global.0.iter().map(|lock| lock.write()).collect())
     }
 
-    pub(crate) fn lock(&self, key: &Bytes) -> KeyGuard<'_> {
+    pub(crate) fn lock<'a>(&'a self, key: &'a Bytes) -> KeyGuard<'a> {
         let stripe = self.handoffs.stripe(key);
         KeyGuard {
             ks: self,
-            key: key.clone(),
+            key,
             stripe,
             _stripe: self.stripes[stripe].lock(),
         }
@@ -293,7 +324,10 @@ impl Keyspace {
     /// a newer value was written since.
     fn drain(&self, stripe: usize) {
         let Some(disk) = &self.disk else { return };
-        let list = std::mem::take(&mut *self.handoffs.lists[stripe].lock());
+        let list = self.handoffs.take(stripe);
+        if list.is_empty() {
+            return;
+        }
         let now = now_ms();
         for (i, (key, entry)) in list.iter().enumerate() {
             if list[i + 1..].iter().any(|(later, _)| later == key)
@@ -370,8 +404,8 @@ impl Keyspace {
     /// Removes every key.
     pub(crate) fn clear(&self) -> Result<(), WriteError> {
         self.memory.invalidate_all();
-        for list in &self.handoffs.lists {
-            list.lock().clear();
+        for stripe in 0..STRIPES {
+            self.handoffs.take(stripe);
         }
         self.touch_all();
         if let Some(disk) = &self.disk {
@@ -485,7 +519,7 @@ impl KeyGuard<'_> {
         }
         let disk = self.ks.disk.as_ref()?;
         self.ks.drain(self.stripe);
-        let (bytes, record) = match disk.take(&self.key) {
+        let (bytes, record) = match disk.take(self.key) {
             Ok(found) => found?,
             Err(e) => {
                 self.ks.disk_error(&e);
@@ -493,7 +527,7 @@ impl KeyGuard<'_> {
             }
         };
         let entry = Entry::decode(&bytes, record).filter(|e| !e.expired(now))?;
-        let key = CompactBytes::new(&self.key);
+        let key = CompactBytes::new(self.key);
         self.ks
             .memory
             .insert_with(key, entry.clone(), &entry.options(now));
@@ -502,22 +536,34 @@ impl KeyGuard<'_> {
 
     /// Stores `entry`: disk first, so a failed disk write changes nothing.
     pub(crate) fn set(&self, mut entry: Entry) -> Result<(), WriteError> {
-        let now = now_ms();
+        // The clock is read only for an entry that can expire (it costs a pipelined SET 2%).
+        let now = entry.expires.map_or(0, |_| now_ms());
         if entry.expired(now) {
             self.remove()?;
             return Ok(());
         }
         let options = entry.options(now);
         if let Some(disk) = &self.ks.disk {
-            entry.record = Some(disk.insert_owned(&self.key, &entry.encode(), &options)?);
+            thread_local! {
+                /// Scratch for the disk encoding: a pipelined SET should not allocate.
+                static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            let record = SCRATCH.with_borrow_mut(|scratch| {
+                scratch.clear();
+                entry.encode_into(scratch);
+                let record = disk.insert_owned(self.key, scratch, &options);
+                scratch.shrink_to(64 << 10);
+                record
+            })?;
+            entry.record = Some(record);
         }
         // The key is copied out of the request (whose bytes share the connection's read
         // buffer); the value was, when the entry was made.
         self.ks
             .memory
-            .insert_with(CompactBytes::new(&self.key), entry, &options);
+            .insert_with(CompactBytes::new(self.key), entry, &options);
         self.ks.drain(self.stripe);
-        self.ks.touch(&self.key);
+        self.ks.touch(self.key);
         Ok(())
     }
 
@@ -531,13 +577,13 @@ impl KeyGuard<'_> {
             // A key memory held has records the disk tier does not index: they need a
             // tombstone all the same.
             existed |= if in_memory.is_some() {
-                disk.remove_owned(&self.key)?
+                disk.remove_owned(self.key)?
             } else {
-                disk.remove(&self.key)?
+                disk.remove(self.key)?
             };
         }
         if existed {
-            self.ks.touch(&self.key);
+            self.ks.touch(self.key);
         }
         Ok(existed)
     }
@@ -682,11 +728,9 @@ mod tests {
         ks.lock(&key).set(Entry::new(b"new")).expect("set");
         let new = ks.memory().remove(&b"k"[..]).expect("in memory");
         // The old value's record is gone (no `record`): handing it off would write it anew.
-        let stripe = ks.handoffs.stripe(&key);
-        ks.handoffs.lists[stripe].lock().extend([
-            (CompactBytes::new(b"k"), Entry::new(b"old")),
-            (CompactBytes::new(b"k"), new),
-        ]);
+        ks.handoffs
+            .push(&CompactBytes::new(b"k"), &Entry::new(b"old"));
+        ks.handoffs.push(&CompactBytes::new(b"k"), &new);
         ks.drain_all();
         assert_eq!(
             ks.peek(&key).map(|e| e.value.to_vec()),

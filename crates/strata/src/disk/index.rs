@@ -4,7 +4,7 @@
 //! key stored in the record is compared on every read, so two keys sharing a 64-bit hash can
 //! only cost a miss (the later write displaces the earlier one), never return the wrong value.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
 use parking_lot::RwLock;
@@ -57,12 +57,17 @@ struct Slot {
 /// shard's read lock.
 pub(crate) struct Index {
     shards: Box<[RwLock<HashTable<Slot>>]>,
+    /// Entries in all shards, so that a write that only needs the key gone
+    /// ([`remove_any`](Self::remove_any)) skips the locks when the index is empty (as it
+    /// is while a memory tier in front holds every key).
+    len: AtomicUsize,
 }
 
 impl Index {
     pub(crate) fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            len: AtomicUsize::new(0),
         }
     }
 
@@ -93,6 +98,7 @@ impl Index {
             Some(slot) => Some(std::mem::replace(&mut slot.loc, loc)),
             None => {
                 shard.insert_unique(hash, Slot { hash, loc }, |s| s.hash);
+                self.len.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
@@ -102,7 +108,16 @@ impl Index {
     pub(crate) fn remove(&self, hash: u64) -> Option<Loc> {
         let mut shard = self.shard(hash).write();
         let entry = shard.find_entry(hash, |s| s.hash == hash).ok()?;
+        self.len.fetch_sub(1, Ordering::Relaxed);
         Some(entry.remove().0.loc)
+    }
+
+    /// [`remove`](Self::remove), for a caller that serializes every write to `hash` (so an
+    /// insert of it cannot be in flight): free when the index is empty.
+    pub(crate) fn remove_any(&self, hash: u64) {
+        if self.len.load(Ordering::Relaxed) > 0 {
+            self.remove(hash);
+        }
     }
 
     /// Removes `hash` if it still points at the record at (`seg`, `offset`).
@@ -111,6 +126,7 @@ impl Index {
         let entry = shard
             .find_entry(hash, |s| s.hash == hash && s.loc.is_at(seg, offset))
             .ok()?;
+        self.len.fetch_sub(1, Ordering::Relaxed);
         Some(entry.remove().0.loc)
     }
 
@@ -138,12 +154,14 @@ impl Index {
 
     /// The number of entries (expired ones included until they are reclaimed).
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
+        self.len.load(Ordering::Relaxed)
     }
 
     pub(crate) fn clear(&self) {
         for shard in &self.shards {
-            shard.write().clear();
+            let mut shard = shard.write();
+            self.len.fetch_sub(shard.len(), Ordering::Relaxed);
+            shard.clear();
         }
     }
 

@@ -44,6 +44,9 @@ impl TagIndex {
 
     /// `hash` left the index: drop it from its tags' sets.
     pub(crate) fn forget(&mut self, hash: u64) {
+        if self.by_hash.is_empty() {
+            return;
+        }
         let Some(tags) = self.by_hash.remove(&hash) else {
             return;
         };

@@ -638,7 +638,7 @@ impl Inner {
                 info.puts.push((hash, offset));
             }
         } else {
-            self.index.remove(hash);
+            self.index.remove_any(hash);
         }
         self.counters.inserts.fetch_add(1, Ordering::Relaxed);
         self.evict_over_bound(&mut st)?;

@@ -7,7 +7,8 @@
 
 redis-server runs with no persistence (--save "" --appendonly no). Strata runs twice: with its
 disk tier (the default: every write also goes to disk, synced every second) and with
---no-disk (memory only, like the Redis it is compared with).
+--no-disk (memory only, like the Redis it is compared with), each with its default threads (one
+per CPU) and, with --one-thread, also with --threads 1 (Redis's model). It also reports each server's CPU time per request, read from /proc.
 """
 import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -40,7 +41,9 @@ def start(kind, scratch):
                "--daemonize", "no", "--bind", "127.0.0.1", "--dir", scratch]
     else:
         cmd = [STRATA, "serve", "--port", str(port), "--maxmemory", "4gb"]
-        cmd += ["--no-disk"] if kind == "strata-memory" else ["--data-dir", os.path.join(scratch, kind)]
+        cmd += ["--no-disk"] if "no-disk" in kind else ["--data-dir", os.path.join(scratch, kind)]
+        if "1-thread" in kind:
+            cmd += ["--threads", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)
     return proc, port
@@ -54,7 +57,16 @@ def stop(proc):
         proc.kill()
 
 
-def bench(port, test, pipeline, requests):
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench(pid, port, test, pipeline, requests):
+    """(requests/s, server CPU µs per request)."""
+    cpu = cpu_seconds(pid)
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-t", test, "-c", "50", "-r", "100000",
          "-n", str(requests), "-P", str(pipeline), "--csv", "-q"],
@@ -62,7 +74,7 @@ def bench(port, test, pipeline, requests):
     for line in out.splitlines():
         cells = [c.strip('"') for c in line.split(",")]
         if cells and cells[0].upper() == test.upper():
-            return float(cells[1])
+            return float(cells[1]), (cpu_seconds(pid) - cpu) * 1e6 / requests
     sys.exit(f"no result in {out!r}")
 
 
@@ -96,8 +108,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=500_000)
     ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--one-thread", action="store_true", help="also run Strata with --threads 1")
     args = ap.parse_args()
-    kinds = ["redis", "strata", "strata-memory"]
+    kinds = ["redis", "strata", "strata no-disk"]
+    if args.one_thread:
+        kinds += ["strata 1-thread", "strata no-disk 1-thread"]
     scratch = tempfile.mkdtemp(prefix="strata-server-bench")
     results = {k: {} for k in kinds}
     try:
@@ -107,11 +122,11 @@ def main():
                 for test in ["set", "get"]:
                     for p in [1, 16]:
                         n = args.requests * (4 if p == 16 else 1)
-                        results[kind].setdefault((test, p), []).append(bench(port, test, p, n))
+                        results[kind].setdefault((test, p), []).append(bench(proc.pid, port, test, p, n))
                 stop(proc)
                 shutil.rmtree(os.path.join(scratch, kind), ignore_errors=True)
         memory = {}
-        for kind in kinds:
+        for kind in kinds[:3]:
             proc, port = start(kind, scratch)
             before_rss, before_used = rss(proc.pid), used_memory(port)
             load_keys(port, args.keys)
@@ -122,21 +137,26 @@ def main():
             shutil.rmtree(os.path.join(scratch, kind), ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"median of {args.rounds} rounds; ops/s; ratio = ÷ redis-server")
-    print()
-    print("| test | pipeline | redis-server | strata (disk tier) | ratio | strata --no-disk | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for test in ["set", "get"]:
-        for p in [1, 16]:
-            r = statistics.median(results["redis"][(test, p)])
-            s = statistics.median(results["strata"][(test, p)])
-            m = statistics.median(results["strata-memory"][(test, p)])
-            print(f"| {test.upper()} | {p} | {r:,.0f} | {s:,.0f} | {s / r:.2f}× | {m:,.0f} | {m / r:.2f}× |")
+    print(f"median of {args.rounds} rounds; redis-server in ops/s, the others as a ratio to it")
+    med = lambda kind, key, i: statistics.median(x[i] for x in results[kind][key])
+    header = "| test | pipeline | redis-server | " + " | ".join(kinds[1:]) + " |"
+    rule = "|---|---|---|" + "---|" * (len(kinds) - 1)
+    for title, i, fmt in [("requests per second (higher is better)", 0, "{:,.0f}"),
+                          ("server CPU µs per request, user + system (lower is better)", 1, "{:.2f}")]:
+        print()
+        print(title)
+        print()
+        print(header)
+        print(rule)
+        for test in ["set", "get"]:
+            for p in [1, 16]:
+                r = med("redis", (test, p), i)
+                cells = [f"{med(k, (test, p), i) / r:.2f}×" for k in kinds[1:]]
+                print(f"| {test.upper()} | {p} | {fmt.format(r)} | " + " | ".join(cells) + " |")
     print()
     print(f"| server | used_memory per key | RSS growth per key ({args.keys:,} keys) |")
     print("|---|---|---|")
-    for kind in kinds:
-        u, r = memory[kind]
+    for kind, (u, r) in memory.items():
         print(f"| {kind} | {u:.0f} B | {r:.0f} B |")
 
 

@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics over HTTP at this address (GET /metrics). [default: off]
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_bind: Option<SocketAddr>,
+    /// Threads serving clients. One thread is Redis's model and leaves the other cores to
+    /// the clients on the same machine. [default: the number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// The disk tier's sync policy, named like Redis's `appendfsync`.
@@ -108,6 +112,8 @@ pub struct Config {
     pub max_value_size: u64,
     /// Where to serve `/metrics`, if anywhere.
     pub metrics_bind: Option<SocketAddr>,
+    /// Threads serving clients.
+    pub threads: usize,
 }
 
 /// A setting that cannot be used.
@@ -179,6 +185,9 @@ impl Config {
                 .or(merged.max_value_size)
                 .unwrap_or(512 << 20),
             metrics_bind: a.metrics_bind.or(merged.metrics_bind),
+            threads: a.threads.or(merged.threads).unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
         };
         if !c.bind.is_loopback() && c.requirepass.is_none() {
             return Err(ConfigError::Protected(c.bind));
@@ -191,6 +200,12 @@ impl Config {
         }
         if c.maxclients == 0 {
             return Err(ConfigError::Invalid("maxclients must be at least 1".into()));
+        }
+        if !(1..=1024).contains(&c.threads) {
+            return Err(ConfigError::Invalid(format!(
+                "threads must be between 1 and 1024, got {}",
+                c.threads
+            )));
         }
         if c.max_value_size == 0 || c.max_value_size > 4 << 30 {
             return Err(ConfigError::Invalid(format!(
@@ -258,6 +273,7 @@ fn read_file(path: &Path) -> Result<ServeArgs, ConfigError> {
             }
             "requirepass" => args.requirepass = Some(value.to_string()),
             "maxclients" => args.maxclients = Some(value.parse().map_err(|_| bad("a number"))?),
+            "threads" => args.threads = Some(value.parse().map_err(|_| bad("a number"))?),
             "max-value-size" => args.max_value_size = Some(parse_size(value).map_err(fail)?),
             "metrics-bind" => {
                 args.metrics_bind = Some(value.parse().map_err(|_| bad("ADDR:PORT"))?)
@@ -289,7 +305,7 @@ mod tests {
         let file = dir.path().join("strata.conf");
         std::fs::write(
             &file,
-            "# comment\nport 7000\nmaxmemory 64mb\nfsync always\n",
+            "# comment\nport 7000\nmaxmemory 64mb\nfsync always\nthreads 3\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -299,8 +315,18 @@ mod tests {
         };
         let c = Config::resolve(&args).unwrap();
         assert_eq!(
-            (c.port, c.maxmemory, c.fsync),
-            (7001, 64 << 20, Fsync::Always)
+            (c.port, c.maxmemory, c.fsync, c.threads),
+            (7001, 64 << 20, Fsync::Always, 3)
+        );
+        let none = ServeArgs {
+            threads: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(
+            Config::resolve(&none)
+                .unwrap_err()
+                .to_string()
+                .contains("threads")
         );
         assert!(c.bind.is_loopback());
         assert_eq!(c.data_dir, Some(PathBuf::from("strata-data")));

@@ -8,7 +8,9 @@
 redis-server runs with no persistence (--save "" --appendonly no). Strata runs twice: with its
 disk tier (the default: every write also goes to disk, synced every second) and with
 --no-disk (memory only, like the Redis it is compared with), each with its default threads (one
-per CPU) and, with --one-thread, also with --threads 1 (Redis's model). It also reports each server's CPU time per request, read from /proc.
+per CPU) and, with --one-thread, also with --threads 1 (Redis's model). It also reports each server's CPU time per request, read from /proc. For reference, the same
+runs go to redis-server with its own persistence on (--appendonly yes --appendfsync everysec),
+which, like Strata's disk tier, writes every write to a file and syncs it every second.
 """
 import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
@@ -36,9 +38,11 @@ def wait_port(port, proc):
 
 def start(kind, scratch):
     port = free_port()
-    if kind == "redis":
-        cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-               "--daemonize", "no", "--bind", "127.0.0.1", "--dir", scratch]
+    if kind.startswith("redis"):
+        aof = ["yes", "--appendfsync", "everysec"] if kind == "redis aof" else ["no"]
+        os.makedirs(os.path.join(scratch, kind), exist_ok=True)
+        cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", *aof,
+               "--daemonize", "no", "--bind", "127.0.0.1", "--dir", os.path.join(scratch, kind)]
     else:
         cmd = [STRATA, "serve", "--port", str(port), "--maxmemory", "4gb"]
         cmd += ["--no-disk"] if "no-disk" in kind else ["--data-dir", os.path.join(scratch, kind)]
@@ -110,7 +114,7 @@ def main():
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--one-thread", action="store_true", help="also run Strata with --threads 1")
     args = ap.parse_args()
-    kinds = ["redis", "strata", "strata no-disk"]
+    kinds = ["redis", "strata", "strata no-disk", "redis aof"]
     if args.one_thread:
         kinds += ["strata 1-thread", "strata no-disk 1-thread"]
     scratch = tempfile.mkdtemp(prefix="strata-server-bench")
@@ -126,7 +130,7 @@ def main():
                 stop(proc)
                 shutil.rmtree(os.path.join(scratch, kind), ignore_errors=True)
         memory = {}
-        for kind in kinds[:3]:
+        for kind in ["redis", "strata", "strata no-disk"]:
             proc, port = start(kind, scratch)
             before_rss, before_used = rss(proc.pid), used_memory(port)
             load_keys(port, args.keys)

@@ -330,7 +330,7 @@ where
         if let Some(disk) = &local.disk
             && let Ok(Some(bytes)) = disk.get(key)
             && let Some((expires_at, tags, value)) = split_stamp(&bytes).and_then(|(at, b)| {
-                let (tags, payload) = unwrap_tags(b)?;
+                let (tags, payload) = strata::decode_tagged(b)?;
                 Some((at, tags, self.inner.codec.decode(payload)?))
             })
             && expires_at.is_none_or(|at| at > now)
@@ -355,7 +355,7 @@ where
         let Some((stored, ttl)) = redis.get(key).await? else {
             return Ok(None);
         };
-        let Some((tags, bytes)) = unwrap_tags(&stored) else {
+        let Some((tags, bytes)) = strata::decode_tagged(&stored) else {
             return Ok(None);
         };
         let Some(value) = self.inner.codec.decode(bytes) else {
@@ -409,7 +409,8 @@ where
                 what: "value",
                 reason,
             })?;
-        let wrapped = wrap_tags(tags, &bytes);
+        let mut wrapped = Vec::new();
+        strata::encode_tagged(tags, &bytes, &mut wrapped)?;
         if let Some(redis) = &self.inner.redis {
             redis.insert(key, &wrapped, ttl, tags).await?;
         }
@@ -600,31 +601,6 @@ where
 
 /// Redis values carry their tags, so a process that promotes one tags its local copy and a
 /// tag invalidation from elsewhere reaches it: `[count u16][len u16, tag]… payload`.
-fn wrap_tags(tags: &[Tag], payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + payload.len());
-    out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
-    for tag in tags {
-        out.extend_from_slice(&(tag.len() as u16).to_le_bytes());
-        out.extend_from_slice(tag.as_bytes());
-    }
-    out.extend_from_slice(payload);
-    out
-}
-
-fn unwrap_tags(bytes: &[u8]) -> Option<(Vec<Tag>, &[u8])> {
-    let count = u16::from_le_bytes(bytes.get(..2)?.try_into().ok()?);
-    let mut at = 2;
-    let mut tags = Vec::with_capacity(usize::from(count));
-    for _ in 0..count {
-        let len = usize::from(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
-        tags.push(Tag::from(
-            std::str::from_utf8(bytes.get(at + 2..at + 2 + len)?).ok()?,
-        ));
-        at += 2 + len;
-    }
-    Some((tags, &bytes[at..]))
-}
-
 fn split_stamp(bytes: &[u8]) -> Option<(Option<u64>, &[u8])> {
     let at = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
     Some(((at != 0).then_some(at), &bytes[8..]))

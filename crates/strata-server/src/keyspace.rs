@@ -98,41 +98,24 @@ impl Entry {
         self.expires_at().is_some_and(|at| at <= now_ms())
     }
 
-    /// Disk encoding: expiry (u64, 0 for none), tag count (u16), tags (u16 length + bytes),
-    /// value.
-    fn encode(&self) -> Vec<u8> {
+    /// Disk encoding: expiry (u64, 0 for none), then the tags and the value as
+    /// [`strata::encode_tagged`] writes them.
+    fn encode(&self) -> Result<Vec<u8>, strata::Error> {
         let mut out = Vec::new();
-        self.encode_into(&mut out);
-        out
+        self.encode_into(&mut out)?;
+        Ok(out)
     }
 
     /// [`encode`](Self::encode), appending to `out`.
-    fn encode_into(&self, out: &mut Vec<u8>) {
-        let tags = self.tags();
-        let tags_len: usize = tags.iter().map(|t| 2 + t.len()).sum();
-        out.reserve(10 + tags_len + self.value.len());
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), strata::Error> {
         out.extend_from_slice(&self.expires_at().unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
-        for tag in tags {
-            out.extend_from_slice(&(tag.len() as u16).to_le_bytes());
-            out.extend_from_slice(tag.as_bytes());
-        }
-        out.extend_from_slice(&self.value);
+        strata::encode_tagged(self.tags(), &self.value, out)
     }
 
     fn decode(bytes: &[u8], record: Option<RecordRef>) -> Option<Self> {
         let expires_at = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-        let count = u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?);
-        let mut at = 10;
-        let mut tags = Vec::with_capacity(usize::from(count));
-        for _ in 0..count {
-            let len = usize::from(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
-            tags.push(Tag::from(
-                std::str::from_utf8(bytes.get(at + 2..at + 2 + len)?).ok()?,
-            ));
-            at += 2 + len;
-        }
-        let mut entry = Self::new(&bytes[at..])
+        let (tags, value) = strata::decode_tagged(&bytes[8..])?;
+        let mut entry = Self::new(value)
             .with_expiry(Some(expires_at))
             .with_tags(tags);
         entry.record = record;
@@ -336,7 +319,10 @@ impl Keyspace {
             {
                 continue;
             }
-            if let Err(e) = disk.adopt(key, &entry.encode(), &entry.options(now), entry.record) {
+            let adopted = entry
+                .encode()
+                .and_then(|bytes| disk.adopt(key, &bytes, &entry.options(now), entry.record));
+            if let Err(e) = adopted {
                 self.disk_error(&e);
             }
         }
@@ -443,7 +429,7 @@ impl Keyspace {
         let now = now_ms();
         for (key, entry) in self.memory.iter() {
             if !entry.expired(now) {
-                disk.adopt(&key, &entry.encode(), &entry.options(now), entry.record)?;
+                disk.adopt(&key, &entry.encode()?, &entry.options(now), entry.record)?;
             }
         }
         disk.flush()
@@ -550,8 +536,9 @@ impl KeyGuard<'_> {
             }
             let record = SCRATCH.with_borrow_mut(|scratch| {
                 scratch.clear();
-                entry.encode_into(scratch);
-                let record = disk.insert_owned(self.key, scratch, &options);
+                let record = entry
+                    .encode_into(scratch)
+                    .and_then(|()| disk.insert_owned(self.key, scratch, &options));
                 scratch.shrink_to(64 << 10);
                 record
             })?;

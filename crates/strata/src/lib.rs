@@ -63,7 +63,7 @@ pub use listener::RemovalCause;
 pub use loader::{Loader, LoaderBuilder};
 pub use memoized::Memoized;
 pub use memory::{Cache, CacheBuilder, DefaultHashBuilder};
-pub use options::{InsertOptions, Tag};
+pub use options::{InsertOptions, Tag, decode_tagged, encode_tagged};
 pub use stats::{CacheInfo, CacheStats};
 
 /// Memoizes a function in a Strata cache, with request coalescing: concurrent calls with the

@@ -411,6 +411,15 @@ impl Keyspace {
         }
     }
 
+    /// Changes the memory tier's bound. A smaller one evicts at once, and what it evicts is
+    /// handed to the disk tier at once too (not when its stripes are next used), so the
+    /// memory is freed before this returns.
+    pub(crate) fn set_maxmemory(&self, bytes: u64) {
+        // The bound was checked by the caller (≥ 1 MiB): the error is for a zero capacity.
+        let _ = self.memory.set_max_capacity(bytes);
+        self.drain_all();
+    }
+
     pub(crate) fn memory(&self) -> &Cache<CompactBytes, Entry> {
         &self.memory
     }

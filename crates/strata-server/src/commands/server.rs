@@ -308,7 +308,7 @@ fn config_set(s: &Shared, name: &[u8], value: &[u8]) -> Result<(), Frame> {
             // A smaller bound evicts (to the disk tier, when there is one) before replying.
             Ok(n) if n >= 1 << 20 => {
                 drop(rt);
-                let _ = s.keyspace.memory().set_max_capacity(n);
+                s.keyspace.set_maxmemory(n);
             }
             _ => return Err(failed("argument must be a memory value of at least 1mb")),
         },

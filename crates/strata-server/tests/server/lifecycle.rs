@@ -172,13 +172,13 @@ fn config_set_maxmemory_shrinks_the_memory_tier_at_once() {
     for i in 0..4000 {
         c.roundtrip(&["SET", &format!("k:{i}"), &value], b"+OK\r\n");
     }
-    let bytes = |info: &str| -> u64 {
+    let field = |info: &str, name: &str| -> u64 {
         info.lines()
-            .find_map(|l| l.strip_prefix("memory_tier_bytes:"))
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
             .and_then(|v| v.trim().parse().ok())
             .unwrap()
     };
-    assert!(bytes(&cli(server.port, &["INFO", "strata"])) > 3_000_000);
+    assert!(field(&cli(server.port, &["INFO", "strata"]), "memory_tier_bytes") > 3_000_000);
     assert_eq!(
         cli(server.port, &["CONFIG", "SET", "maxmemory", "1mb"]),
         "OK"
@@ -187,7 +187,14 @@ fn config_set_maxmemory_shrinks_the_memory_tier_at_once() {
         cli(server.port, &["CONFIG", "GET", "maxmemory"]),
         "maxmemory\n1048576"
     );
-    assert!(bytes(&cli(server.port, &["INFO", "strata"])) <= 1 << 20);
+    let info = cli(server.port, &["INFO", "strata"]);
+    assert!(field(&info, "memory_tier_bytes") <= 1 << 20);
+    // Each key is in exactly one tier, and what memory let go of is on disk already.
+    assert_eq!(
+        field(&info, "memory_tier_entries") + field(&info, "disk_tier_entries"),
+        4000,
+        "{info}"
+    );
     // Evicted from memory, not lost: the disk tier still has every key.
     for i in (0..4000).step_by(400) {
         c.roundtrip(&["STRLEN", &format!("k:{i}")], b":1000\r\n");

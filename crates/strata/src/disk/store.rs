@@ -295,14 +295,13 @@ impl DiskStore {
         let hash = inner.hasher.hash_one(key);
         let len = record::encoded_len(key, &options.tags, value, expires_at_ms.is_some());
         let mut st = inner.state.lock();
-        let Some(info) = at.and_then(|at| {
-            let i = st.log.binary_search_by_key(&at.seg(), |i| i.id).ok()?;
-            Some((i, at))
-        }) else {
+        // The record's segment, if it is still in the log (ids increase along it).
+        let live =
+            at.and_then(|at| Some((st.log.binary_search_by_key(&at.seg(), |i| i.id).ok()?, at)));
+        let Some((i, at)) = live else {
             drop(st);
             return inner.put(key, value, options, true).map(drop);
         };
-        let (i, at) = info;
         let loc = Loc {
             seg: at.seg(),
             offset: at.offset(),

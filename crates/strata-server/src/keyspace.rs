@@ -411,6 +411,14 @@ impl Keyspace {
         }
     }
 
+    /// Background upkeep, like Redis's active expiry (`hz 10`): reclaims the memory tier's
+    /// expired entries, which writes would otherwise reclaim only as they go by (an idle
+    /// server would keep their memory), and hands pending evictions to the disk tier.
+    pub(crate) fn maintain(&self) {
+        self.memory.run_pending_tasks();
+        self.drain_all();
+    }
+
     /// Changes the memory tier's bound. A smaller one evicts at once, and what it evicts is
     /// handed to the disk tier at once too (not when its stripes are next used), so the
     /// memory is freed before this returns.

@@ -16,6 +16,9 @@ use crate::keyspace::Keyspace;
 use crate::state::Shared;
 use crate::{client, metrics};
 
+/// How often the keyspace's upkeep runs (Redis's default `hz` is 10).
+const MAINTENANCE_EVERY: Duration = Duration::from_millis(100);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -128,6 +131,7 @@ async fn run(
             shutdown_rx.clone(),
         ));
     }
+    tokio::spawn(maintain(shared.clone(), shutdown_rx.clone()));
     let mut clients = JoinSet::new();
     tokio::pin!(stop);
     loop {
@@ -173,6 +177,22 @@ async fn run(
     match shared.keyspace.flush() {
         Ok(()) => tracing::info!("disk tier synced; bye"),
         Err(e) => tracing::error!(error = %e, "could not sync the disk tier"),
+    }
+}
+
+/// Runs [`Keyspace::maintain`] every
+/// [`MAINTENANCE_EVERY`] until shutdown, off the clients' threads.
+async fn maintain(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let shared = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || shared.keyspace.maintain()).await;
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

@@ -15,6 +15,14 @@ fn fill(port: u16, n: usize) {
     c.expect(&expected);
 }
 
+/// A numeric field of an `INFO` reply.
+fn info_field(info: &str, name: &str) -> u64 {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+}
+
 fn check(port: u16, n: usize, dbsize: usize) {
     for i in (0..n).step_by(97) {
         assert_eq!(
@@ -172,13 +180,7 @@ fn config_set_maxmemory_shrinks_the_memory_tier_at_once() {
     for i in 0..4000 {
         c.roundtrip(&["SET", &format!("k:{i}"), &value], b"+OK\r\n");
     }
-    let field = |info: &str, name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
-    assert!(field(&cli(server.port, &["INFO", "strata"]), "memory_tier_bytes") > 3_000_000);
+    assert!(info_field(&cli(server.port, &["INFO", "strata"]), "memory_tier_bytes") > 3_000_000);
     assert_eq!(
         cli(server.port, &["CONFIG", "SET", "maxmemory", "1mb"]),
         "OK"
@@ -188,10 +190,10 @@ fn config_set_maxmemory_shrinks_the_memory_tier_at_once() {
         "maxmemory\n1048576"
     );
     let info = cli(server.port, &["INFO", "strata"]);
-    assert!(field(&info, "memory_tier_bytes") <= 1 << 20);
+    assert!(info_field(&info, "memory_tier_bytes") <= 1 << 20);
     // Each key is in exactly one tier, and what memory let go of is on disk already.
     assert_eq!(
-        field(&info, "memory_tier_entries") + field(&info, "disk_tier_entries"),
+        info_field(&info, "memory_tier_entries") + info_field(&info, "disk_tier_entries"),
         4000,
         "{info}"
     );
@@ -201,4 +203,33 @@ fn config_set_maxmemory_shrinks_the_memory_tier_at_once() {
     }
     let refused = cli(server.port, &["CONFIG", "SET", "maxmemory", "10"]);
     assert!(refused.contains("at least 1mb"), "{refused}");
+}
+
+/// Like Redis's active expiry: keys whose TTL passed are reclaimed (their memory freed) even
+/// when no command touches them again.
+#[test]
+fn an_idle_server_reclaims_expired_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let mut c = server.connect();
+    for i in 0..2000 {
+        c.roundtrip(&["SET", &format!("t:{i}"), "v", "PX", "100"], b"+OK\r\n");
+    }
+    c.roundtrip(&["SET", "kept", "v"], b"+OK\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let entries = info_field(
+            &cli(server.port, &["INFO", "strata"]),
+            "memory_tier_entries",
+        );
+        if entries == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{entries} entries in memory 10 s after their TTL of 100 ms"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(cli(server.port, &["DBSIZE"]), "1");
 }

@@ -21,6 +21,9 @@ use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters};
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
+/// Expired entries [`Cache::run_pending_tasks`] reclaims per hold of a shard's lock.
+const PENDING_TASKS_BATCH: usize = 1024;
+
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
 
@@ -335,14 +338,26 @@ where
         self.retain(|k, v| !predicate(k, v));
     }
 
-    /// Reclaims expired entries now. Not required: writes reclaim them too, a batch at a time.
+    /// Reclaims expired entries now. Not required: writes reclaim them too, a batch at a time;
+    /// an application that goes quiet can call this periodically to free their memory (the
+    /// Strata server does, ten times a second).
     pub fn run_pending_tasks(&self) {
-        let mut removals = self.removals();
         let now = self.now();
         for lock in self.inner.shards.iter() {
-            lock.write().shard.expire(now, usize::MAX, &mut removals);
+            // In batches, with the lock released between them: reclaiming a mass expiry does
+            // not stall the shard's readers and writers.
+            loop {
+                let mut removals = self.removals();
+                let more = lock
+                    .write()
+                    .shard
+                    .expire(now, PENDING_TASKS_BATCH, &mut removals);
+                self.finish(removals);
+                if !more {
+                    break;
+                }
+            }
         }
-        self.finish(removals);
     }
 
     /// A snapshot of the live entries, taken one shard at a time (no lock is held while you

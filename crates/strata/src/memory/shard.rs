@@ -310,7 +310,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         now: u64,
         out: &mut Removals<'_, K, V>,
     ) -> bool {
-        self.expire(now, EXPIRE_BATCH, out);
+        let _ = self.expire(now, EXPIRE_BATCH, out);
         if u64::from(new.weight) > self.capacity {
             // Too heavy to ever fit: drop any older value for the key, refuse the new one.
             if let Some(old) = self.find(new.hash, &new.key) {
@@ -499,10 +499,15 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Reclaims up to `limit` entries whose deadline passed.
-    pub(crate) fn expire(&mut self, now: u64, limit: usize, out: &mut Removals<'_, K, V>) {
+    pub(crate) fn expire(&mut self, now: u64, limit: usize, out: &mut Removals<'_, K, V>) -> bool {
         let mut reclaimed = 0;
+        let mut more = false;
         while let Some(&Reverse((deadline, idx, version))) = self.deadlines.peek() {
-            if deadline > now || reclaimed == limit {
+            if deadline > now {
+                break;
+            }
+            if reclaimed == limit {
+                more = true;
                 break;
             }
             self.deadlines.pop();
@@ -524,6 +529,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             nodes.retain(|Reverse((_, idx, v))| self.deadline_is_current(*idx, *v));
             self.deadlines = BinaryHeap::from(nodes);
         }
+        more
     }
 
     /// Evicts until the shard is within capacity (see the module docs for the policy).

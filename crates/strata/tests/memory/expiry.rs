@@ -113,3 +113,24 @@ fn run_pending_tasks_reclaims_without_writes() {
     cache.run_pending_tasks();
     assert!(cache.is_empty());
 }
+
+/// A mass expiry is reclaimed in batches (the shard's lock is released between them), and
+/// entirely: more expired entries in one shard than a batch holds.
+#[test]
+fn run_pending_tasks_reclaims_a_mass_expiry_in_one_call() {
+    let clock = MockClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(20_000)
+        .shards(1)
+        .clock(clock.clone())
+        .build()
+        .expect("valid config");
+    for i in 0..10_000 {
+        cache.insert_with_ttl(i, i, Duration::from_secs(1));
+    }
+    cache.insert(u32::MAX, 0);
+    clock.advance(Duration::from_secs(1));
+    cache.run_pending_tasks();
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.stats().evicted_expired, 10_000);
+}

@@ -233,3 +233,69 @@ fn an_idle_server_reclaims_expired_keys() {
     }
     assert_eq!(cli(server.port, &["DBSIZE"]), "1");
 }
+
+/// Keys move between memory (1 MiB) and disk while they are written, overwritten, deleted and
+/// read; after kill -9 under `--fsync always`, each comes back with its last acknowledged value,
+/// and deleted ones stay deleted, wherever they lived at the crash.
+#[test]
+fn kill_9_finds_each_key_at_its_last_value_whichever_tier_held_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--maxmemory", "1mb", "--fsync", "always"];
+    let server = Server::start(dir.path(), &args);
+    let value = |version: u32, i: u32| format!("v{version}-{i}-{}", "x".repeat(500));
+    let mut c = server.connect();
+    const KEYS: u32 = 4000;
+    let mut run = |commands: Vec<Vec<String>>, reply: &dyn Fn(&[String]) -> Vec<u8>| {
+        let mut wire = Vec::new();
+        let mut expected = Vec::new();
+        for command in &commands {
+            let args: Vec<&str> = command.iter().map(String::as_str).collect();
+            wire.extend_from_slice(&crate::encode(&args));
+            expected.extend_from_slice(&reply(command));
+        }
+        c.send(&wire);
+        c.expect(&expected);
+    };
+    let set = |version: u32, keys: &mut dyn Iterator<Item = u32>| -> Vec<Vec<String>> {
+        keys.map(|i| vec!["SET".into(), format!("k:{i}"), value(version, i)])
+            .collect()
+    };
+    run(set(1, &mut (0..KEYS)), &|_| b"+OK\r\n".to_vec());
+    // Reads of old keys bring them back from disk, pushing others out.
+    let bulk = |v: &str| format!("${}\r\n{v}\r\n", v.len()).into_bytes();
+    run(
+        (0..KEYS)
+            .step_by(7)
+            .map(|i| vec!["GET".into(), format!("k:{i}")])
+            .collect(),
+        &|c| {
+            let i: u32 = c[1][2..].parse().unwrap();
+            bulk(&value(1, i))
+        },
+    );
+    run(set(2, &mut (0..KEYS).step_by(2)), &|_| b"+OK\r\n".to_vec());
+    run(
+        (0..KEYS)
+            .step_by(5)
+            .map(|i| vec!["DEL".into(), format!("k:{i}")])
+            .collect(),
+        &|_| b":1\r\n".to_vec(),
+    );
+    server.stop("KILL");
+
+    let server = Server::start(dir.path(), &args);
+    let expected = |i: u32| match (i % 5, i % 2) {
+        (0, _) => String::new(),
+        (_, 0) => value(2, i),
+        _ => value(1, i),
+    };
+    for i in (0..KEYS).step_by(13) {
+        assert_eq!(
+            cli(server.port, &["GET", &format!("k:{i}")]),
+            expected(i),
+            "k:{i}"
+        );
+    }
+    let live = (0..KEYS).filter(|i| i % 5 != 0).count();
+    assert_eq!(cli(server.port, &["DBSIZE"]), live.to_string());
+}

@@ -87,6 +87,7 @@ impl Adaptation {
             self.publish(Shape {
                 window,
                 protected: INITIAL.protected,
+                s3fifo: false,
             });
         }
     }

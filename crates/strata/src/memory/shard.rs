@@ -1,5 +1,6 @@
-//! One shard of the in-memory tier: a hash table over a slab of entries, and the W-TinyLFU
-//! policy that decides which entry leaves when the shard is over its capacity.
+//! One shard of the in-memory tier: a hash table over a slab of entries, and the policy that
+//! decides which entry leaves when the shard is over its capacity: W-TinyLFU, or S3-FIFO when
+//! the adaptation finds it better (the same queues serve both; see [`Shape::s3fifo`]).
 //!
 //! Reads take the shard's lock shared and only bump the entry's atomic hit counter. Writes
 //! take it exclusively and do the policy's bookkeeping: recency order is kept CLOCK-style —
@@ -18,6 +19,7 @@ use hashbrown::HashTable;
 use crate::listener::RemovalCause;
 use crate::memory::removals::Removals;
 use crate::options::Tag;
+use crate::policy::ghost::Ghost;
 use crate::policy::minisim::Shape;
 use crate::policy::sketch::{FrequencySketch, MAX_FREQUENCY};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -160,6 +162,12 @@ pub(crate) struct Shard<K, V, S> {
     tti: Option<u64>,
     /// xorshift state for the random admission of popular candidates.
     random: u64,
+    /// See [`Shape::s3fifo`].
+    s3fifo: bool,
+    /// The shape just became S3-FIFO: the small queue's overflow moves to main whole.
+    entering_s3fifo: bool,
+    /// S3-FIFO's ghost: the keys the small queue let go recently (empty in W-TinyLFU).
+    ghost: Ghost,
 }
 
 impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
@@ -187,6 +195,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             entry_tags: HashMap::default(),
             tti,
             random: seed | 1,
+            s3fifo: false,
+            entering_s3fifo: false,
+            ghost: Ghost::default(),
         };
         shard.set_shape(crate::policy::minisim::INITIAL);
         shard
@@ -195,9 +206,18 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// Resizes the regions: the window gets `shape.window` of capacity, the protected segment
     /// `shape.protected` of the rest.
     pub(crate) fn set_shape(&mut self, shape: Shape) {
+        let entering = shape.s3fifo && !self.s3fifo;
+        if entering {
+            self.ghost = Ghost::new(self.table.len());
+        } else if !shape.s3fifo {
+            self.ghost = Ghost::default();
+        }
+        self.s3fifo = shape.s3fifo;
         self.window_capacity = (self.capacity as f64 * shape.window) as u64;
         self.protected_capacity =
             ((self.capacity - self.window_capacity) as f64 * shape.protected) as u64;
+        self.entering_s3fifo =
+            entering && self.lists[Region::Window as usize].weight > self.window_capacity;
     }
 
     /// Changes the shard's capacity, keeping its shape, and evicts down to it.
@@ -207,7 +227,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         let main = (self.capacity - self.window_capacity).max(1) as f64;
         let protected = self.protected_capacity as f64 / main;
         self.capacity = capacity;
-        self.set_shape(Shape { window, protected });
+        self.set_shape(Shape {
+            window,
+            protected,
+            s3fifo: self.s3fifo,
+        });
         self.evict(out);
     }
 
@@ -417,7 +441,12 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 .map_or(0, |e| hasher.hash_one(&e.key))
         });
         self.weight += u64::from(new.weight);
-        self.link_tail(Region::Window, idx);
+        let region = if self.s3fifo && self.ghost.take(new.hash) {
+            Region::Probation
+        } else {
+            Region::Window
+        };
+        self.link_tail(region, idx);
         self.set_timing(idx, new.expires_at, now);
         self.set_tags(idx, new.tags);
         if self.table.len() > 2 * self.sketch.sized_for() {
@@ -534,6 +563,10 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Evicts until the shard is within capacity (see the module docs for the policy).
     fn evict(&mut self, out: &mut Removals<'_, K, V>) {
+        if self.s3fifo {
+            self.evict_s3fifo(out);
+            return;
+        }
         // The window's overflow competes, one candidate at a time, for a place in main. After a
         // change of shape the overflow can be large: it is worked off a budget per write.
         let mut budget = REBALANCE_BUDGET;
@@ -581,6 +614,61 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 }
             };
             self.evict_entry(victim, out);
+        }
+    }
+
+    /// S3-FIFO's eviction (see [`Shape::s3fifo`]).
+    fn evict_s3fifo(&mut self, out: &mut Removals<'_, K, V>) {
+        if self.entering_s3fifo {
+            // The window this cache had is the small queue now; what exceeds its share is
+            // older than S3-FIFO's small queue would hold: main's, as if promoted already.
+            let mut budget = REBALANCE_BUDGET;
+            while self.lists[Region::Window as usize].weight > self.window_capacity && budget > 0 {
+                budget -= 1;
+                let head = self.lists[Region::Window as usize].head;
+                self.move_to_tail(Region::Probation, head);
+            }
+            self.entering_s3fifo =
+                self.lists[Region::Window as usize].weight > self.window_capacity;
+        }
+        while self.weight > self.capacity {
+            let small = self.lists[Region::Window as usize].head;
+            let from_small = small != NIL
+                && (self.lists[Region::Window as usize].weight > self.window_capacity
+                    || self.main_weight() == 0);
+            if from_small {
+                if std::mem::take(self.entry_mut(small).hits.get_mut()) > 0 {
+                    self.move_to_tail(Region::Probation, small);
+                } else {
+                    let hash = self.hash_of(small);
+                    if self.table.len() > 2 * self.ghost.remembered() {
+                        // The shard has filled since its ghost was sized.
+                        self.ghost = Ghost::new(self.table.len());
+                    }
+                    self.ghost.insert(hash);
+                    self.evict_entry(small, out);
+                }
+                continue;
+            }
+            // S3-FIFO's main is one FIFO: what W-TinyLFU left in protected goes through it
+            // first (its oldest part), so no entry is kept out of the FIFO's reach.
+            let protected = self.lists[Region::Protected as usize].head;
+            let victim = if protected == NIL {
+                self.lists[Region::Probation as usize].head
+            } else {
+                protected
+            };
+            if victim == NIL {
+                break;
+            }
+            let hits = self.entry_mut(victim).hits.get_mut();
+            if *hits > 0 {
+                // FIFO-Reinsertion with a 2-bit counter: reinserted, one access forgotten.
+                *hits = (*hits).min(3) - 1;
+                self.move_to_tail(Region::Probation, victim);
+            } else {
+                self.evict_entry(victim, out);
+            }
         }
     }
 
@@ -795,6 +883,88 @@ mod tests {
             tags: Box::default(),
         };
         shard.insert(new, 0, &mut Removals::new(false, None));
+    }
+
+    fn shard_of(capacity: u64, shape: Shape) -> TestShard {
+        let mut shard = Shard::new(
+            capacity,
+            capacity as usize,
+            None,
+            1,
+            foldhash::fast::FixedState::with_seed(1),
+        );
+        shard.set_shape(shape);
+        shard
+    }
+
+    fn hit(shard: &TestShard, key: u64) -> bool {
+        shard.get(shard.hasher.hash_one(key), &key, || 0).is_some()
+    }
+
+    fn region_of(shard: &TestShard, key: u64) -> Option<Region> {
+        let idx = shard.find(shard.hasher.hash_one(key), &key)?;
+        Some(shard.entry(idx).region)
+    }
+
+    const S3FIFO: Shape = CANDIDATES[CANDIDATES.len() - 1];
+
+    /// S3-FIFO: what was hit while in the small queue moves to main and stays there through a
+    /// scan of one-hit wonders, which pass through the small queue only.
+    #[test]
+    fn s3fifo_keeps_what_was_hit_through_a_scan() {
+        const { assert!(S3FIFO.s3fifo) };
+        let mut shard = shard_of(100, S3FIFO);
+        for key in 0..80 {
+            put(&mut shard, key);
+            assert!(hit(&shard, key));
+        }
+        for key in 1000..6000 {
+            put(&mut shard, key);
+            shard.check();
+        }
+        let lost: Vec<u64> = (0..80).filter(|&key| !hit(&shard, key)).collect();
+        assert!(lost.is_empty(), "the scan displaced hit entries {lost:?}");
+    }
+
+    /// S3-FIFO: a key the small queue let go, requested again while its ghost lasts, goes
+    /// straight to main.
+    #[test]
+    fn s3fifo_sends_a_key_back_from_the_ghost_to_main() {
+        let mut shard = shard_of(100, S3FIFO);
+        for key in 0..100 {
+            put(&mut shard, key);
+        }
+        put(&mut shard, 1000); // the cache is full: the oldest unhit entry, 0, leaves
+        assert_eq!(region_of(&shard, 0), None);
+        put(&mut shard, 0);
+        assert_eq!(region_of(&shard, 0), Some(Region::Probation));
+        put(&mut shard, 1001);
+        assert_eq!(region_of(&shard, 1001), Some(Region::Window));
+    }
+
+    /// Entering S3-FIFO from W-TinyLFU: what W-TinyLFU kept in its protected region goes
+    /// through S3-FIFO's main FIFO like the rest (first, being its oldest part), instead of
+    /// staying out of its reach.
+    #[test]
+    fn entering_s3fifo_drains_the_protected_region() {
+        let mut shard = shard_of(1000, CANDIDATES[1]);
+        for round in 0..4 {
+            for key in 0..1500 {
+                put(&mut shard, key);
+                if round > 0 && key < 700 {
+                    hit(&shard, key);
+                }
+            }
+        }
+        assert!(shard.lists[Region::Protected as usize].weight > 0);
+        shard.set_shape(S3FIFO);
+        // New keys hit while in the small queue move to main, which must evict.
+        for key in 10_000..13_000 {
+            put(&mut shard, key);
+            hit(&shard, key);
+            shard.check();
+        }
+        assert_eq!(shard.lists[Region::Protected as usize].weight, 0);
     }
 
     /// Two slots per cache line and none straddling two: a hit costs one line, not two.

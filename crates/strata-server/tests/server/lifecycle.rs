@@ -118,12 +118,7 @@ fn memory_evictions_spill_to_disk_not_to_oblivion() {
         c.roundtrip(&["STRLEN", &format!("big:{i}")], b":1000\r\n");
     }
     let info = cli(server.port, &["INFO", "strata"]);
-    let disk_hits: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("disk_tier_hits:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap();
-    assert!(disk_hits > 0, "{info}");
+    assert!(info_field(&info, "disk_tier_hits") > 0, "{info}");
 }
 
 #[test]

@@ -637,7 +637,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 && (self.lists[Region::Window as usize].weight > self.window_capacity
                     || self.main_weight() == 0);
             if from_small {
-                if std::mem::take(self.entry_mut(small).hits.get_mut()) > 0 {
+                if self.forget_hits(small) {
                     self.move_to_tail(Region::Probation, small);
                 } else {
                     let hash = self.hash_of(small);

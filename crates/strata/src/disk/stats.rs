@@ -57,7 +57,6 @@ impl DiskStats {
 pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
-    pub(crate) inserts: AtomicU64,
     pub(crate) removals: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) expirations: AtomicU64,
@@ -75,7 +74,6 @@ impl Counters {
         DiskStats {
             hits: get(&self.hits),
             misses: get(&self.misses),
-            inserts: get(&self.inserts),
             removals: get(&self.removals),
             evictions: get(&self.evictions),
             expirations: get(&self.expirations),

@@ -95,38 +95,62 @@ pub(crate) struct Segment {
 /// What the writer knows about one segment of the log.
 pub(crate) struct SegInfo {
     pub(crate) id: u32,
+    /// Its size on disk; for the active segment, as of when it became active (its current
+    /// size is its write position: [`State::active_bytes`]).
     pub(crate) bytes: u64,
     /// (hash, offset) of each put written to it, for eviction.
     pub(crate) puts: Vec<(u64, u32)>,
 }
 
-/// Everything writers change, behind one lock (writes to a log are serial anyway).
+/// Everything writers change, behind one lock (writes to a log are serial anyway). A put
+/// touches only the lock and the fields here up to `inserts`, laid out first, and the tail of
+/// `buf`: with writers on several cores, each other cache line a put wrote would move between
+/// them on every put.
+#[repr(C)]
 struct State {
     active: Arc<Segment>,
     /// Records appended to `active` but not yet written to its file.
     buf: Vec<u8>,
     /// The file offset of `buf[0]`.
     buf_at: u64,
-    /// The segments, oldest first; the active one last.
-    log: VecDeque<SegInfo>,
-    tags: TagIndex,
     disk_bytes: u64,
     /// The active segment has writes not yet synced.
     dirty: bool,
-    /// Sealed segments with writes not yet synced.
-    unsynced: Vec<Arc<Segment>>,
-    /// Files created since the directory was last synced.
-    dir_dirty: bool,
+    /// A sync of the active segment failed: what it holds may never reach the disk (after a
+    /// failed fsync, Linux marks the lost pages clean), its header included, so the next
+    /// record goes to a new segment.
+    reroll: bool,
     /// A failed write or sync means the index may say a key is gone while an older record
     /// of it is still on disk (a dropped buffer, a tombstone whose pages were lost): from
     /// then on, removals and tag invalidations write their record even when the index has
     /// nothing to remove, so retrying one makes it durable.
     diverged: bool,
-    /// A sync of the active segment failed: what it holds may never reach the disk (after a
-    /// failed fsync, Linux marks the lost pages clean), its header included, so the next
-    /// record goes to a new segment.
-    reroll: bool,
+    /// Puts since the store was opened (counted here rather than in [`Counters`]: see above).
+    inserts: u64,
+    /// The segments, oldest first; the active one last.
+    log: VecDeque<SegInfo>,
+    tags: TagIndex,
+    /// Sealed segments with writes not yet synced.
+    unsynced: Vec<Arc<Segment>>,
+    /// Files created since the directory was last synced.
+    dir_dirty: bool,
     next_id: u32,
+}
+
+impl State {
+    /// The active segment's size: its records, written or buffered.
+    fn active_bytes(&self) -> u64 {
+        self.buf_at + self.buf.len() as u64
+    }
+
+    /// Brings the active segment's [`SegInfo::bytes`] up to date, for code that reads every
+    /// segment's size.
+    fn settle_active_bytes(&mut self) {
+        let bytes = self.active_bytes();
+        if let Some(info) = self.log.back_mut().filter(|info| info.id == self.active.id) {
+            info.bytes = bytes;
+        }
+    }
 }
 
 impl DiskStore {
@@ -170,14 +194,15 @@ impl DiskStore {
                 active: placeholder,
                 buf: Vec::with_capacity(BUFFER),
                 buf_at: 0,
-                log,
-                tags,
                 disk_bytes,
                 dirty: false,
+                reroll: false,
+                diverged: false,
+                inserts: 0,
+                log,
+                tags,
                 unsynced: Vec::new(),
                 dir_dirty: false,
-                diverged: false,
-                reroll: false,
                 next_id,
             }),
             counters: Counters::default(),
@@ -406,6 +431,7 @@ impl DiskStore {
     pub fn invalidate_all(&self) -> Result<()> {
         let inner = &*self.inner;
         let mut st = inner.state.lock();
+        st.settle_active_bytes();
         let removed = inner.index.len() as u64;
         inner.index.clear();
         st.tags = TagIndex::default();
@@ -508,6 +534,7 @@ impl DiskStore {
     /// Counters since the store was opened.
     pub fn stats(&self) -> DiskStats {
         let mut stats = self.inner.counters.snapshot();
+        stats.inserts = self.inner.state.lock().inserts;
         stats.entries = self.len() as u64;
         stats.disk_bytes = self.disk_bytes();
         (stats.recovered_entries, stats.recovery_skipped_bytes) = self.inner.recovered;
@@ -565,8 +592,6 @@ struct Prepared<'a> {
     expires_at_ms: Option<u64>,
     value_crc: u32,
     len: u64,
-    /// The whole record, for one that goes through the write buffer.
-    encoded: Option<Vec<u8>>,
 }
 
 /// What a read found at a place.
@@ -639,7 +664,7 @@ impl Inner {
         } else {
             self.index.remove_any(hash);
         }
-        self.counters.inserts.fetch_add(1, Ordering::Relaxed);
+        st.inserts += 1;
         self.evict_over_bound(&mut st)?;
         if self.config.sync == SyncPolicy::Always {
             self.sync(&mut st)?;
@@ -734,8 +759,9 @@ impl Inner {
         }
     }
 
-    /// Encodes a record outside the writer lock: all of it if it goes through the write
-    /// buffer, else its value's checksum (the expensive part of a large record).
+    /// Does the expensive part of encoding a record, its value's checksum, outside the
+    /// writer lock. (The rest is encoded under it, straight into the write buffer: a
+    /// record encoded beforehand would cost an allocation and a copy.)
     fn prepare<'a>(
         &self,
         kind: Kind,
@@ -746,21 +772,6 @@ impl Inner {
     ) -> Prepared<'a> {
         let len = record::encoded_len(key, tags, value, expires_at_ms.is_some());
         let value_crc = crc32c::crc32c_append(self.seed, value);
-        let encoded = (len < DIRECT_WRITE).then(|| {
-            let mut out = Vec::with_capacity(len as usize);
-            let value_len_crc = (value.len() as u32, value_crc);
-            record::encode_meta(
-                &mut out,
-                self.seed,
-                kind,
-                key,
-                tags,
-                value_len_crc,
-                expires_at_ms,
-            );
-            out.extend_from_slice(value);
-            out
-        });
         Prepared {
             kind,
             key,
@@ -769,7 +780,6 @@ impl Inner {
             expires_at_ms,
             value_crc,
             len,
-            encoded,
         }
     }
 
@@ -777,15 +787,25 @@ impl Inner {
     /// returns its segment, offset and length.
     fn append(&self, st: &mut State, record: &Prepared<'_>) -> Result<(u32, u32, u32)> {
         let len = record.len;
-        let used = st.buf_at + st.buf.len() as u64;
+        let used = st.active_bytes();
         if st.reroll || used > SEGMENT_HEADER_LEN && used + len > self.config.segment_size {
             self.roll(st)?;
         }
         // Every segment this store writes to was created with its salt.
         debug_assert_eq!(st.active.seed, self.seed);
-        let offset = st.buf_at + st.buf.len() as u64;
-        if let Some(encoded) = &record.encoded {
-            st.buf.extend_from_slice(encoded);
+        let offset = st.active_bytes();
+        let value_len_crc = (record.value.len() as u32, record.value_crc);
+        if len < DIRECT_WRITE {
+            record::encode_meta(
+                &mut st.buf,
+                self.seed,
+                record.kind,
+                record.key,
+                record.tags,
+                value_len_crc,
+                record.expires_at_ms,
+            );
+            st.buf.extend_from_slice(record.value);
             self.account(st, len);
             if st.buf.len() >= BUFFER {
                 self.write_buffer(st)?;
@@ -793,7 +813,6 @@ impl Inner {
         } else {
             self.write_buffer(st)?;
             let mut meta = Vec::with_capacity(record::MAX_HEADER_LEN + record.key.len());
-            let value_len_crc = (record.value.len() as u32, record.value_crc);
             record::encode_meta(
                 &mut meta,
                 self.seed,
@@ -819,11 +838,10 @@ impl Inner {
         Ok((st.active.id, offset as u32, len as u32))
     }
 
+    /// Counts `len` bytes appended to the active segment (whose own size is derived: see
+    /// [`State::active_bytes`]).
     fn account(&self, st: &mut State, len: u64) {
         st.disk_bytes += len;
-        if let Some(info) = st.log.back_mut() {
-            info.bytes += len;
-        }
         st.dirty = true;
     }
 
@@ -851,7 +869,6 @@ impl Inner {
                 let cut = st.buf_at;
                 let State { log, tags, .. } = &mut *st;
                 if let Some(info) = log.back_mut() {
-                    info.bytes -= lost;
                     info.puts.retain(|&(hash, offset)| {
                         if u64::from(offset) < cut {
                             return true;
@@ -870,6 +887,7 @@ impl Inner {
     /// Seals the active segment and starts a new one.
     fn roll(&self, st: &mut State) -> Result<()> {
         self.write_buffer(st)?;
+        st.settle_active_bytes();
         let sealed = st.active.clone();
         self.start_segment(st)?;
         let dirty = std::mem::take(&mut st.dirty);
@@ -969,10 +987,11 @@ impl Inner {
         if segment.file.write_at(&seal, at).is_ok() {
             let len = seal.len() as u64;
             segment.written.store(at + len, Ordering::Release);
-            info.bytes += len;
             st.disk_bytes += len;
             if st.active.id == segment.id {
                 st.buf_at += len;
+            } else {
+                info.bytes += len;
             }
         }
     }
@@ -1043,6 +1062,18 @@ impl Inner {
             // segment whose tombstones lived in a newer, already deleted one.
             self.sync_dir();
         }
+        debug_assert_eq!(
+            st.log
+                .iter()
+                .map(|info| if info.id == st.active.id {
+                    st.active_bytes()
+                } else {
+                    info.bytes
+                })
+                .sum::<u64>(),
+            st.disk_bytes,
+            "disk_bytes is the sum of the segments' sizes"
+        );
         failed.map_or(Ok(()), Err)
     }
 

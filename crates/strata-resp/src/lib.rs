@@ -34,4 +34,4 @@ mod request;
 pub use error::ProtocolError;
 pub use frame::{Frame, Protocol};
 pub use parse::parse_frame;
-pub use request::{Limits, parse_request};
+pub use request::{Limits, parse_request, parse_request_into};

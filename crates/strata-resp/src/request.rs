@@ -42,16 +42,48 @@ pub fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let mut args = Vec::new();
+    Ok(parse_request_into(buf, limits, &mut args)?.then_some(args))
+}
+
+/// [`parse_request`] into a vector the caller reuses, so that a server parsing a pipeline
+/// allocates nothing per command: `args` is cleared, then holds the command's arguments if
+/// this returns `Ok(true)`. `Ok(false)`: `buf` holds only part of a command.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use strata_resp::{Limits, parse_request_into};
+///
+/// let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1"[..]);
+/// let mut args = Vec::new();
+/// assert!(parse_request_into(&mut buf, &Limits::default(), &mut args)?);
+/// assert_eq!(args, vec!["PING"]);
+/// assert!(!parse_request_into(&mut buf, &Limits::default(), &mut args)?); // a partial GET
+/// # Ok::<(), strata_resp::ProtocolError>(())
+/// ```
+///
+/// # Errors
+/// As [`parse_request`].
+pub fn parse_request_into(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    args: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
+    args.clear();
     match buf.first() {
-        None => Ok(None),
-        Some(b'*') => multibulk(buf, limits),
-        Some(_) => inline(buf, limits),
+        None => Ok(false),
+        Some(b'*') => multibulk(buf, limits, args),
+        Some(_) => inline(buf, limits, args),
     }
 }
 
-fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+fn multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    args: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
     let Some(end) = header_line(buf, 1, limits)? else {
-        return Ok(None);
+        return Ok(false);
     };
     let count = int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_args as i64 || count > i64::from(i32::MAX) {
@@ -60,39 +92,63 @@ fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, 
     if !limits.authenticated && count > 10 {
         return Err(ProtocolError::UnauthenticatedMultibulk);
     }
-    let mut pos = end + 2;
+    let first = end + 2;
     if count <= 0 {
-        let _ = buf.split_to(pos);
-        return Ok(Some(Vec::new()));
+        let _ = buf.split_to(first);
+        return Ok(true);
     }
-    let mut ranges = Vec::with_capacity((count as usize).min(1024));
+    // First pass: is the whole command here? Nothing is kept, so nothing is allocated.
+    let mut pos = first;
     for _ in 0..count {
-        let Some(&first) = buf.get(pos) else {
-            return Ok(None);
+        let Some(payload) = bulk(buf, pos, limits)? else {
+            return Ok(false);
         };
-        if first != b'$' {
-            return Err(ProtocolError::ExpectedBulk(char::from(first)));
-        }
-        let Some(end) = header_line(buf, pos + 1, limits)? else {
-            return Ok(None);
-        };
-        let len = int(&buf[pos + 1..end])
-            .and_then(|l| usize::try_from(l).ok())
-            .filter(|&l| l <= limits.max_bulk_len)
-            .ok_or(ProtocolError::InvalidBulkLength)?;
-        if !limits.authenticated && len > 16 << 10 {
-            return Err(ProtocolError::UnauthenticatedBulk);
-        }
-        let start = end + 2;
-        if buf.len() < start + len + 2 {
-            return Ok(None);
-        }
-        ranges.push(start..start + len);
         // Like Redis, the two bytes after the payload are skipped, not checked.
-        pos = start + len + 2;
+        pos = payload.end + 2;
     }
+    // Second pass over the same, now complete, bytes: slice the arguments out.
     let frame = buf.split_to(pos).freeze();
-    Ok(Some(ranges.into_iter().map(|r| frame.slice(r)).collect()))
+    let mut pos = first;
+    for _ in 0..count {
+        match bulk(&frame, pos, limits) {
+            Ok(Some(payload)) => {
+                pos = payload.end + 2;
+                args.push(frame.slice(payload));
+            }
+            // The first pass accepted these bytes.
+            _ => return Err(ProtocolError::InvalidBulkLength),
+        }
+    }
+    Ok(true)
+}
+
+/// The payload of the bulk string whose `$` is at `pos`; `None` if it is not all in `buf`.
+fn bulk(
+    buf: &[u8],
+    pos: usize,
+    limits: &Limits,
+) -> Result<Option<std::ops::Range<usize>>, ProtocolError> {
+    let Some(&first) = buf.get(pos) else {
+        return Ok(None);
+    };
+    if first != b'$' {
+        return Err(ProtocolError::ExpectedBulk(char::from(first)));
+    }
+    let Some(end) = header_line(buf, pos + 1, limits)? else {
+        return Ok(None);
+    };
+    let len = int(&buf[pos + 1..end])
+        .and_then(|l| usize::try_from(l).ok())
+        .filter(|&l| l <= limits.max_bulk_len)
+        .ok_or(ProtocolError::InvalidBulkLength)?;
+    if !limits.authenticated && len > 16 << 10 {
+        return Err(ProtocolError::UnauthenticatedBulk);
+    }
+    let start = end + 2;
+    if buf.len() < start + len + 2 {
+        return Ok(None);
+    }
+    Ok(Some(start..start + len))
 }
 
 /// The end of a length line starting at `from`, within the inline limit.
@@ -103,12 +159,16 @@ fn header_line(buf: &[u8], from: usize, limits: &Limits) -> Result<Option<usize>
     }
 }
 
-fn inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+fn inline(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    args: &mut Vec<Bytes>,
+) -> Result<bool, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::TooBigInline);
         }
-        return Ok(None);
+        return Ok(false);
     };
     if nl > limits.max_inline_len {
         return Err(ProtocolError::TooBigInline);
@@ -116,25 +176,24 @@ fn inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, Pro
     let line = buf.split_to(nl + 1);
     let line = line.strip_suffix(b"\n").unwrap_or(&line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let args = split_args(line)?;
+    split_args(line, args)?;
     if !limits.authenticated && args.len() > 10 {
         return Err(ProtocolError::UnauthenticatedMultibulk);
     }
-    Ok(Some(args))
+    Ok(true)
 }
 
 /// Splits an inline command like Redis's `sdssplitargs`: spaces separate arguments; double
 /// quotes allow `\n`, `\r`, `\t`, `\b`, `\a`, `\\`, `\"` and `\xHH`; single quotes allow `\'`.
 /// A closing quote must be followed by a space or the end.
-fn split_args(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
-    let mut args = Vec::new();
+fn split_args(line: &[u8], args: &mut Vec<Bytes>) -> Result<(), ProtocolError> {
     let mut i = 0;
     loop {
         while i < line.len() && line[i].is_ascii_whitespace() {
             i += 1;
         }
         if i == line.len() {
-            return Ok(args);
+            return Ok(());
         }
         let mut arg = Vec::new();
         match line[i] {

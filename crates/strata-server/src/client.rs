@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use strata_resp::{Frame, Limits, parse_request};
+use strata_resp::{Frame, Limits, parse_request_into};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -38,6 +38,7 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = Vec::with_capacity(16 << 10);
+    let mut args = Vec::new();
     'conn: loop {
         let limits = Limits {
             max_bulk_len: shared.runtime.read().max_value_size as usize,
@@ -47,9 +48,9 @@ pub(crate) async fn serve(
         let mut close = false;
         let batch = Instant::now();
         loop {
-            match parse_request(&mut input, &limits) {
-                Ok(Some(args)) if args.is_empty() => continue,
-                Ok(Some(args)) => {
+            match parse_request_into(&mut input, &limits, &mut args) {
+                Ok(true) if args.is_empty() => continue,
+                Ok(true) => {
                     let mut ctx = Ctx {
                         shared: &shared,
                         session: &mut session,
@@ -65,7 +66,7 @@ pub(crate) async fn serve(
                         break;
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 Err(e) => {
                     // Like Redis: reply with the protocol error, then close.
                     Frame::error(format!("ERR {e}")).encode(session.protocol, &mut output);
@@ -74,6 +75,8 @@ pub(crate) async fn serve(
                 }
             }
         }
+        // The arguments share the input buffer: let it reuse its space for the next read.
+        args.clear();
         session.stats.finish_batch(batch.elapsed());
         shared.stats.absorb(&mut session.stats);
         if !output.is_empty() {

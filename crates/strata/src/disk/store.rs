@@ -95,8 +95,8 @@ pub(crate) struct Segment {
 /// What the writer knows about one segment of the log.
 pub(crate) struct SegInfo {
     pub(crate) id: u32,
-    /// Its size on disk; for the active segment, as of when it became active (its current
-    /// size is its write position: [`State::active_bytes`]).
+    /// Its size on disk. Not kept current for the active segment, whose size is its write
+    /// position ([`State::active_bytes`]); [`State::settle_active_bytes`] copies it here.
     pub(crate) bytes: u64,
     /// (hash, offset) of each put written to it, for eviction.
     pub(crate) puts: Vec<(u64, u32)>,

@@ -141,8 +141,16 @@ def main():
             shutil.rmtree(os.path.join(scratch, kind), ignore_errors=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"median of {args.rounds} rounds; redis-server in ops/s, the others as a ratio to it")
+    print(f"{args.rounds} rounds; redis-server's median, and each other server's ratio to redis-server"
+          " in the same round: median (min–max)")
     med = lambda kind, key, i: statistics.median(x[i] for x in results[kind][key])
+
+    def paired(kind, key, i):
+        """The ratio to redis-server round by round (both ran minutes apart, under the same
+        load on this shared machine): its median, min and max."""
+        ratios = [x[i] / r[i] for x, r in zip(results[kind][key], results["redis"][key])]
+        return f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+
     header = "| test | pipeline | redis-server | " + " | ".join(kinds[1:]) + " |"
     rule = "|---|---|---|" + "---|" * (len(kinds) - 1)
     for title, i, fmt in [("requests per second (higher is better)", 0, "{:,.0f}"),
@@ -155,7 +163,7 @@ def main():
         for test in ["set", "get"]:
             for p in [1, 16]:
                 r = med("redis", (test, p), i)
-                cells = [f"{med(k, (test, p), i) / r:.2f}×" for k in kinds[1:]]
+                cells = [paired(k, (test, p), i) for k in kinds[1:]]
                 print(f"| {test.upper()} | {p} | {fmt.format(r)} | " + " | ".join(cells) + " |")
     print()
     print(f"| server | used_memory per key | RSS growth per key ({args.keys:,} keys) |")

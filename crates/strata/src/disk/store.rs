@@ -594,6 +594,22 @@ struct Prepared<'a> {
     len: u64,
 }
 
+impl Prepared<'_> {
+    /// Appends the record's header, key and tags to `out`: all but its value.
+    fn encode_meta(&self, seed: u32, out: &mut Vec<u8>) {
+        let value_len_crc = (self.value.len() as u32, self.value_crc);
+        record::encode_meta(
+            out,
+            seed,
+            self.kind,
+            self.key,
+            self.tags,
+            value_len_crc,
+            self.expires_at_ms,
+        );
+    }
+}
+
 /// What a read found at a place.
 enum Verdict {
     Value(Vec<u8>),
@@ -794,17 +810,8 @@ impl Inner {
         // Every segment this store writes to was created with its salt.
         debug_assert_eq!(st.active.seed, self.seed);
         let offset = st.active_bytes();
-        let value_len_crc = (record.value.len() as u32, record.value_crc);
         if len < DIRECT_WRITE {
-            record::encode_meta(
-                &mut st.buf,
-                self.seed,
-                record.kind,
-                record.key,
-                record.tags,
-                value_len_crc,
-                record.expires_at_ms,
-            );
+            record.encode_meta(self.seed, &mut st.buf);
             st.buf.extend_from_slice(record.value);
             self.account(st, len);
             if st.buf.len() >= BUFFER {
@@ -813,15 +820,7 @@ impl Inner {
         } else {
             self.write_buffer(st)?;
             let mut meta = Vec::with_capacity(record::MAX_HEADER_LEN + record.key.len());
-            record::encode_meta(
-                &mut meta,
-                self.seed,
-                record.kind,
-                record.key,
-                record.tags,
-                value_len_crc,
-                record.expires_at_ms,
-            );
+            record.encode_meta(self.seed, &mut meta);
             let file = &st.active.file;
             let written = file
                 .write_at(&meta, offset)

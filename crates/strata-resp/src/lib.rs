@@ -3,7 +3,8 @@
 //! - [`parse_request`] reads one client command (an array of bulk strings, or an inline
 //!   command) from the front of a buffer, as the server sees it: it never panics, waits for
 //!   more bytes on a partial frame, and rejects oversized or malformed input with the errors
-//!   Redis sends.
+//!   Redis sends. [`Command`] does the same in place, for a server that runs a pipeline
+//!   without copying or allocating per command.
 //! - [`Frame`] is any RESP2/RESP3 value; [`Frame::encode`] writes it for a protocol version
 //!   (downgrading RESP3 types for RESP2 clients as Redis does) and [`parse_frame`] reads one
 //!   back (for clients and tests).
@@ -34,4 +35,4 @@ mod request;
 pub use error::ProtocolError;
 pub use frame::{Frame, Protocol};
 pub use parse::parse_frame;
-pub use request::{Limits, parse_request, parse_request_into};
+pub use request::{Command, Limits, parse_request};

@@ -1,5 +1,7 @@
 //! Parsing client commands: arrays of bulk strings, or inline commands (`PING\r\n`).
 
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 
 use crate::error::ProtocolError;
@@ -42,48 +44,119 @@ pub fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let mut args = Vec::new();
-    Ok(parse_request_into(buf, limits, &mut args)?.then_some(args))
+    let mut command = Command::default();
+    if !command.parse(buf, limits)? {
+        return Ok(None);
+    }
+    let frame = buf.split_to(command.frame_len()).freeze();
+    Ok(Some(match command.form {
+        Form::Multibulk => command
+            .ranges
+            .iter()
+            .map(|r| frame.slice(r.clone()))
+            .collect(),
+        Form::Inline => command.inline.into_iter().map(Bytes::from).collect(),
+    }))
 }
 
-/// [`parse_request`] into a vector the caller reuses, so that a server parsing a pipeline
-/// allocates nothing per command: `args` is cleared, then holds the command's arguments if
-/// this returns `Ok(true)`. `Ok(false)`: `buf` holds only part of a command.
+/// One command parsed where it lies: its arguments are places in the buffer it was parsed
+/// from, so a server runs it without copying them or counting references to the buffer.
+/// Reuse one per connection: parsing a pipeline then allocates nothing per command.
 ///
 /// ```
-/// use bytes::BytesMut;
-/// use strata_resp::{Limits, parse_request_into};
+/// use strata_resp::{Command, Limits};
 ///
-/// let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1"[..]);
-/// let mut args = Vec::new();
-/// assert!(parse_request_into(&mut buf, &Limits::default(), &mut args)?);
-/// assert_eq!(args, vec!["PING"]);
-/// assert!(!parse_request_into(&mut buf, &Limits::default(), &mut args)?); // a partial GET
+/// let buf = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*1\r\n$4\r\nPI";
+/// let mut command = Command::default();
+/// assert!(command.parse(buf, &Limits::default())?);
+/// assert_eq!((command.arg_count(), command.arg(buf, 1)), (2, &b"key"[..]));
+/// let rest = &buf[command.frame_len()..]; // what the caller keeps after running it
+/// assert!(!command.parse(rest, &Limits::default())?); // a partial PING: read more
 /// # Ok::<(), strata_resp::ProtocolError>(())
 /// ```
-///
-/// # Errors
-/// As [`parse_request`].
-pub fn parse_request_into(
-    buf: &mut BytesMut,
-    limits: &Limits,
-    args: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
-    args.clear();
-    match buf.first() {
-        None => Ok(false),
-        Some(b'*') => multibulk(buf, limits, args),
-        Some(_) => inline(buf, limits, args),
+#[derive(Debug, Default)]
+pub struct Command {
+    /// Bytes the command takes at the front of the buffer.
+    len: usize,
+    form: Form,
+    /// Where a multibulk command's arguments are in the buffer.
+    ranges: Vec<Range<usize>>,
+    /// An inline command's arguments, unquoted (so not always bytes of the buffer).
+    inline: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum Form {
+    #[default]
+    Multibulk,
+    Inline,
+}
+
+impl Command {
+    /// Parses the command at the front of `buf`, which it does not change. `Ok(true)`: a whole
+    /// command, whose arguments [`arg`](Self::arg) reads and which takes the first
+    /// [`frame_len`](Self::frame_len) bytes. `Ok(false)`: only part of one; read more and parse again.
+    /// An empty command (`*0`, a blank line) has no arguments; the server skips it.
+    ///
+    /// # Errors
+    /// A [`ProtocolError`], after which the connection should be closed (what was buffered
+    /// cannot be resynchronized).
+    pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<bool, ProtocolError> {
+        self.ranges.clear();
+        self.inline.clear();
+        let parsed = match buf.first() {
+            None => None,
+            Some(b'*') => {
+                self.form = Form::Multibulk;
+                multibulk(buf, limits, &mut self.ranges)?
+            }
+            Some(_) => {
+                self.form = Form::Inline;
+                inline(buf, limits, &mut self.inline)?
+            }
+        };
+        self.len = parsed.unwrap_or(0);
+        Ok(parsed.is_some())
+    }
+
+    /// The bytes the parsed command takes at the front of the buffer.
+    #[inline]
+    pub fn frame_len(&self) -> usize {
+        self.len
+    }
+
+    /// How many arguments the parsed command has (the command's name included).
+    #[inline]
+    pub fn arg_count(&self) -> usize {
+        match self.form {
+            Form::Multibulk => self.ranges.len(),
+            Form::Inline => self.inline.len(),
+        }
+    }
+
+    /// Argument `i` (`0` is the command's name), read from `buf`, the buffer it was parsed
+    /// from.
+    ///
+    /// # Panics
+    /// If `i` is not below [`arg_count`](Self::arg_count), or `buf` is shorter than the
+    /// parsed command.
+    #[inline]
+    pub fn arg<'a>(&'a self, buf: &'a [u8], i: usize) -> &'a [u8] {
+        match self.form {
+            Form::Multibulk => &buf[self.ranges[i].clone()],
+            Form::Inline => &self.inline[i],
+        }
     }
 }
 
+/// Parses a multibulk command into the ranges of its arguments; its length if it is whole.
 fn multibulk(
-    buf: &mut BytesMut,
+    buf: &[u8],
     limits: &Limits,
-    args: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
+    ranges: &mut Vec<Range<usize>>,
+) -> Result<Option<usize>, ProtocolError> {
     let Some(end) = header_line(buf, 1, limits)? else {
-        return Ok(false);
+        return Ok(None);
     };
     let count = int(&buf[1..end]).ok_or(ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_args as i64 || count > i64::from(i32::MAX) {
@@ -92,63 +165,33 @@ fn multibulk(
     if !limits.authenticated && count > 10 {
         return Err(ProtocolError::UnauthenticatedMultibulk);
     }
-    let first = end + 2;
-    if count <= 0 {
-        let _ = buf.split_to(first);
-        return Ok(true);
-    }
-    // First pass: is the whole command here? Nothing is kept, so nothing is allocated.
-    let mut pos = first;
-    for _ in 0..count {
-        let Some(payload) = bulk(buf, pos, limits)? else {
-            return Ok(false);
+    let mut pos = end + 2;
+    for _ in 0..count.max(0) {
+        let Some(&first) = buf.get(pos) else {
+            return Ok(None);
         };
-        // Like Redis, the two bytes after the payload are skipped, not checked.
-        pos = payload.end + 2;
-    }
-    // Second pass over the same, now complete, bytes: slice the arguments out.
-    let frame = buf.split_to(pos).freeze();
-    let mut pos = first;
-    for _ in 0..count {
-        match bulk(&frame, pos, limits) {
-            Ok(Some(payload)) => {
-                pos = payload.end + 2;
-                args.push(frame.slice(payload));
-            }
-            // The first pass accepted these bytes.
-            _ => return Err(ProtocolError::InvalidBulkLength),
+        if first != b'$' {
+            return Err(ProtocolError::ExpectedBulk(char::from(first)));
         }
+        let Some(end) = header_line(buf, pos + 1, limits)? else {
+            return Ok(None);
+        };
+        let len = int(&buf[pos + 1..end])
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|&l| l <= limits.max_bulk_len)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
+        if !limits.authenticated && len > 16 << 10 {
+            return Err(ProtocolError::UnauthenticatedBulk);
+        }
+        let start = end + 2;
+        if buf.len() < start + len + 2 {
+            return Ok(None);
+        }
+        ranges.push(start..start + len);
+        // Like Redis, the two bytes after the payload are skipped, not checked.
+        pos = start + len + 2;
     }
-    Ok(true)
-}
-
-/// The payload of the bulk string whose `$` is at `pos`; `None` if it is not all in `buf`.
-fn bulk(
-    buf: &[u8],
-    pos: usize,
-    limits: &Limits,
-) -> Result<Option<std::ops::Range<usize>>, ProtocolError> {
-    let Some(&first) = buf.get(pos) else {
-        return Ok(None);
-    };
-    if first != b'$' {
-        return Err(ProtocolError::ExpectedBulk(char::from(first)));
-    }
-    let Some(end) = header_line(buf, pos + 1, limits)? else {
-        return Ok(None);
-    };
-    let len = int(&buf[pos + 1..end])
-        .and_then(|l| usize::try_from(l).ok())
-        .filter(|&l| l <= limits.max_bulk_len)
-        .ok_or(ProtocolError::InvalidBulkLength)?;
-    if !limits.authenticated && len > 16 << 10 {
-        return Err(ProtocolError::UnauthenticatedBulk);
-    }
-    let start = end + 2;
-    if buf.len() < start + len + 2 {
-        return Ok(None);
-    }
-    Ok(Some(start..start + len))
+    Ok(Some(pos))
 }
 
 /// The end of a length line starting at `from`, within the inline limit.
@@ -159,34 +202,34 @@ fn header_line(buf: &[u8], from: usize, limits: &Limits) -> Result<Option<usize>
     }
 }
 
+/// Parses an inline command into its arguments; its length if it is whole.
 fn inline(
-    buf: &mut BytesMut,
+    buf: &[u8],
     limits: &Limits,
-    args: &mut Vec<Bytes>,
-) -> Result<bool, ProtocolError> {
+    args: &mut Vec<Vec<u8>>,
+) -> Result<Option<usize>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::TooBigInline);
         }
-        return Ok(false);
+        return Ok(None);
     };
     if nl > limits.max_inline_len {
         return Err(ProtocolError::TooBigInline);
     }
-    let line = buf.split_to(nl + 1);
-    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    let line = &buf[..nl];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     split_args(line, args)?;
     if !limits.authenticated && args.len() > 10 {
         return Err(ProtocolError::UnauthenticatedMultibulk);
     }
-    Ok(true)
+    Ok(Some(nl + 1))
 }
 
 /// Splits an inline command like Redis's `sdssplitargs`: spaces separate arguments; double
 /// quotes allow `\n`, `\r`, `\t`, `\b`, `\a`, `\\`, `\"` and `\xHH`; single quotes allow `\'`.
 /// A closing quote must be followed by a space or the end.
-fn split_args(line: &[u8], args: &mut Vec<Bytes>) -> Result<(), ProtocolError> {
+fn split_args(line: &[u8], args: &mut Vec<Vec<u8>>) -> Result<(), ProtocolError> {
     let mut i = 0;
     loop {
         while i < line.len() && line[i].is_ascii_whitespace() {
@@ -266,6 +309,6 @@ fn split_args(line: &[u8], args: &mut Vec<Bytes>) -> Result<(), ProtocolError> {
                 }
             }
         }
-        args.push(Bytes::from(arg));
+        args.push(arg);
     }
 }

@@ -3,9 +3,7 @@
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
-use strata_resp::{
-    Frame, Limits, Protocol, ProtocolError, parse_frame, parse_request, parse_request_into,
-};
+use strata_resp::{Command, Frame, Limits, Protocol, ProtocolError, parse_frame, parse_request};
 
 fn text() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9 :_.-]{0,20}"
@@ -85,10 +83,11 @@ proptest! {
             parsed.push(args);
         }
         buf.extend_from_slice(&wire[cut..]);
-        // The rest through the server's path: one argument vector, reused.
-        let mut args = Vec::new();
-        while parse_request_into(&mut buf, &limits, &mut args).unwrap() {
-            parsed.push(args.clone());
+        // The rest through the server's path: one Command, reused, reading in place.
+        let mut command = Command::default();
+        while command.parse(&buf, &limits).unwrap() {
+            parsed.push((0..command.arg_count()).map(|i| Bytes::copy_from_slice(command.arg(&buf, i))).collect());
+            let _ = buf.split_to(command.frame_len());
         }
         prop_assert!(buf.is_empty());
         let expected: Vec<Vec<Bytes>> = commands

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
-use bytes::BytesMut;
-use strata_resp::{Frame, Limits, parse_request_into};
+use bytes::{Buf, BytesMut};
+use strata_resp::{Command, Frame, Limits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::commands::{Ctx, Session, dispatch, transactions_unwatch};
+use crate::commands::{Ctx, Session, dispatch, transactions_unwatch, with_args};
 use crate::state::{ClientInfo, Shared};
 
 /// Serves `stream` until the client leaves, breaks the protocol, or the server shuts down
@@ -38,7 +38,7 @@ pub(crate) async fn serve(
     let _ = stream.set_nodelay(true);
     let mut input = BytesMut::with_capacity(16 << 10);
     let mut output = Vec::with_capacity(16 << 10);
-    let mut args = Vec::new();
+    let mut command = Command::default();
     'conn: loop {
         let limits = Limits {
             max_bulk_len: shared.runtime.read().max_value_size as usize,
@@ -47,15 +47,25 @@ pub(crate) async fn serve(
         };
         let mut close = false;
         let batch = Instant::now();
+        // Commands run where they lie in `input`; the bytes they took are dropped at the end.
+        let mut done = 0;
         loop {
-            match parse_request_into(&mut input, &limits, &mut args) {
-                Ok(true) if args.is_empty() => continue,
+            match command.parse(&input[done..], &limits) {
                 Ok(true) => {
+                    let frame = &input[done..done + command.frame_len()];
+                    done += command.frame_len();
+                    if command.arg_count() == 0 {
+                        continue;
+                    }
                     let mut ctx = Ctx {
                         shared: &shared,
                         session: &mut session,
                     };
-                    let reply = dispatch(&mut ctx, &args);
+                    let reply = with_args(
+                        command.arg_count(),
+                        |i| command.arg(frame, i),
+                        |args| dispatch(&mut ctx, args),
+                    );
                     reply.encode(session.protocol, &mut output);
                     if session.quit {
                         close = true;
@@ -75,8 +85,7 @@ pub(crate) async fn serve(
                 }
             }
         }
-        // The arguments share the input buffer: let it reuse its space for the next read.
-        args.clear();
+        input.advance(done);
         session.stats.finish_batch(batch.elapsed());
         shared.stats.absorb(&mut session.stats);
         if !output.is_empty() {

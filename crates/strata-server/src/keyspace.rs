@@ -239,7 +239,7 @@ pub(crate) struct Keyspace {
 /// A key locked for a read-modify-write.
 pub(crate) struct KeyGuard<'a> {
     ks: &'a Keyspace,
-    key: &'a Bytes,
+    key: &'a [u8],
     stripe: usize,
     _stripe: MutexGuard<'a, ()>,
 }
@@ -292,7 +292,7 @@ impl Keyspace {
         ExclusiveGuard(self.global.0.iter().map(|lock| lock.write()).collect())
     }
 
-    pub(crate) fn lock<'a>(&'a self, key: &'a Bytes) -> KeyGuard<'a> {
+    pub(crate) fn lock<'a>(&'a self, key: &'a [u8]) -> KeyGuard<'a> {
         let stripe = self.handoffs.stripe(key);
         KeyGuard {
             ks: self,
@@ -340,7 +340,7 @@ impl Keyspace {
     }
 
     /// The live entry for `key`, counted as a keyspace hit or miss.
-    pub(crate) fn lookup(&self, key: &Bytes) -> Option<Entry> {
+    pub(crate) fn lookup(&self, key: &[u8]) -> Option<Entry> {
         let found = self.peek(key);
         let counter = if found.is_some() {
             &self.stats.hits
@@ -352,8 +352,8 @@ impl Keyspace {
     }
 
     /// The live entry for `key`, not counted.
-    pub(crate) fn peek(&self, key: &Bytes) -> Option<Entry> {
-        if let Some(entry) = self.memory.get(&key[..]).filter(|e| !e.expired_now()) {
+    pub(crate) fn peek(&self, key: &[u8]) -> Option<Entry> {
+        if let Some(entry) = self.memory.get(key).filter(|e| !e.expired_now()) {
             return Some(entry);
         }
         self.disk.as_ref()?;
@@ -484,7 +484,7 @@ impl Keyspace {
         }
     }
 
-    fn touch(&self, key: &Bytes) {
+    fn touch(&self, key: &[u8]) {
         if self.watches.count.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -512,12 +512,7 @@ impl KeyGuard<'_> {
     pub(crate) fn get(&self) -> Option<Entry> {
         let now = now_ms();
         // Not counted: the caller's lookup (if any) counted its miss already.
-        if let Some(entry) = self
-            .ks
-            .memory
-            .peek(&self.key[..])
-            .filter(|e| !e.expired(now))
-        {
+        if let Some(entry) = self.ks.memory.peek(self.key).filter(|e| !e.expired(now)) {
             return Some(entry);
         }
         let disk = self.ks.disk.as_ref()?;
@@ -574,7 +569,7 @@ impl KeyGuard<'_> {
     /// Removes the key; true if it held a live entry.
     pub(crate) fn remove(&self) -> Result<bool, WriteError> {
         let now = now_ms();
-        let in_memory = self.ks.memory.remove(&self.key[..]);
+        let in_memory = self.ks.memory.remove(self.key);
         let mut existed = in_memory.as_ref().is_some_and(|e| !e.expired(now));
         if let Some(disk) = &self.ks.disk {
             self.ks.drain(self.stripe);

@@ -8,16 +8,16 @@ use strata_resp::{Frame, Protocol};
 use super::transactions::unwatch_all;
 use super::{COMMANDS, Ctx, err, int, syntax_error};
 
-pub(crate) fn ping(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn ping(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     match args.len() {
         1 => Frame::simple("PONG"),
-        2 => Frame::Bulk(args[1].clone()),
+        2 => Frame::Bulk(Bytes::copy_from_slice(args[1])),
         _ => err("ERR wrong number of arguments for 'ping' command"),
     }
 }
 
-pub(crate) fn echo(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    Frame::Bulk(args[1].clone())
+pub(crate) fn echo(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(args[1]))
 }
 
 /// Compares without leaking, through timing, how much of the password matched.
@@ -31,7 +31,7 @@ fn password_matches(given: &[u8], expected: &str) -> bool {
 }
 
 /// Checks `AUTH [user] password`; only the `default` user exists.
-fn authenticate(ctx: &mut Ctx<'_>, user: Option<&Bytes>, password: &Bytes) -> Result<(), Frame> {
+fn authenticate(ctx: &mut Ctx<'_>, user: Option<&[u8]>, password: &[u8]) -> Result<(), Frame> {
     let required = ctx.shared.runtime.read().requirepass.clone();
     let Some(required) = required else {
         if user.is_none() {
@@ -44,7 +44,7 @@ fn authenticate(ctx: &mut Ctx<'_>, user: Option<&Bytes>, password: &Bytes) -> Re
         ctx.session.authenticated = true;
         return Ok(());
     };
-    let user_ok = user.is_none_or(|u| u.as_ref() == b"default");
+    let user_ok = user.is_none_or(|u| u == b"default");
     if user_ok && password_matches(password, &required) {
         ctx.session.authenticated = true;
         Ok(())
@@ -55,16 +55,16 @@ fn authenticate(ctx: &mut Ctx<'_>, user: Option<&Bytes>, password: &Bytes) -> Re
     }
 }
 
-pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let result = match args.len() {
-        2 => authenticate(ctx, None, &args[1]),
-        3 => authenticate(ctx, Some(&args[1]), &args[2]),
+        2 => authenticate(ctx, None, args[1]),
+        3 => authenticate(ctx, Some(args[1]), args[2]),
         _ => return syntax_error(),
     };
     result.map_or_else(|e| e, |()| Frame::ok())
 }
 
-pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let mut protocol = ctx.session.protocol;
     let mut i = 1;
     if let Some(version) = args.get(1) {
@@ -80,19 +80,19 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     while i < args.len() {
         match args[i].to_ascii_uppercase().as_slice() {
             b"AUTH" if i + 2 < args.len() => {
-                if let Err(e) = authenticate(ctx, Some(&args[i + 1]), &args[i + 2]) {
+                if let Err(e) = authenticate(ctx, Some(args[i + 1]), args[i + 2]) {
                     return e;
                 }
                 i += 3;
             }
             b"SETNAME" if i + 1 < args.len() => {
-                name = Some(args[i + 1].clone());
+                name = Some(args[i + 1]);
                 i += 2;
             }
             _ => {
                 return err(format!(
                     "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&args[i])
+                    String::from_utf8_lossy(args[i])
                 ));
             }
         }
@@ -105,7 +105,7 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         );
     }
     if let Some(name) = name
-        && let Err(e) = set_name(ctx, &name)
+        && let Err(e) = set_name(ctx, name)
     {
         return e;
     }
@@ -127,8 +127,8 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     ])
 }
 
-pub(crate) fn select(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    match int(&args[1]) {
+pub(crate) fn select(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    match int(args[1]) {
         Ok(0) => Frame::ok(),
         Ok(_) => err("ERR DB index is out of range"),
         Err(e) => e,
@@ -161,10 +161,10 @@ fn client_line(id: u64, info: &crate::state::ClientInfo, now: Instant) -> String
     )
 }
 
-pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let sub = args[1].to_ascii_uppercase();
     match (sub.as_slice(), args.len()) {
-        (b"SETNAME", 3) => set_name(ctx, &args[2]).map_or_else(|e| e, |()| Frame::ok()),
+        (b"SETNAME", 3) => set_name(ctx, args[2]).map_or_else(|e| e, |()| Frame::ok()),
         (b"GETNAME", 2) => ctx.session.name.clone().map_or(Frame::Null, Frame::bulk),
         (b"ID", 2) => Frame::Integer(ctx.session.id as i64),
         (b"INFO", 2) => {
@@ -194,21 +194,21 @@ pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         (b"NO-EVICT" | b"NO-TOUCH", 3) => Frame::ok(),
         (b"SETNAME" | b"GETNAME" | b"ID" | b"INFO" | b"SETINFO", _) => err(format!(
             "ERR wrong number of arguments for 'client|{}' command",
-            String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+            String::from_utf8_lossy(args[1]).to_ascii_lowercase()
         )),
         _ => err(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         )),
     }
 }
 
-pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     ctx.session.quit = true;
     Frame::ok()
 }
 
-pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     ctx.session.multi = None;
     ctx.session.multi_failed = false;
     unwatch_all(ctx);
@@ -234,7 +234,7 @@ fn command_info(c: &super::Command) -> Frame {
     ])
 }
 
-pub(crate) fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn command(_ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let Some(sub) = args.get(1) else {
         return Frame::Array(COMMANDS.iter().map(command_info).collect());
     };

@@ -9,7 +9,7 @@ use super::{Ctx, err, int, syntax_error, write_failed};
 use crate::glob;
 use crate::keyspace::now_ms;
 
-pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let mut removed = 0;
     for key in &args[1..] {
         match ctx.shared.keyspace.lock(key).remove() {
@@ -21,7 +21,7 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     Frame::Integer(removed)
 }
 
-pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let keyspace = &ctx.shared.keyspace;
     Frame::Integer(
         args[1..]
@@ -34,12 +34,12 @@ pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 /// `EXPIRE`-family: `unit_ms` converts the argument to ms; `absolute` for the `…AT` forms.
 fn set_expiry(
     ctx: &mut Ctx<'_>,
-    args: &[Bytes],
+    args: &[&[u8]],
     command: &str,
     unit_ms: i64,
     absolute: bool,
 ) -> Frame {
-    let n = match int(&args[2]) {
+    let n = match int(args[2]) {
         Ok(n) => n,
         Err(e) => return e,
     };
@@ -74,7 +74,7 @@ fn set_expiry(
         ms.checked_add(now_ms() as i64)
     };
     let Some(at) = at else { return invalid() };
-    let key = ctx.shared.keyspace.lock(&args[1]);
+    let key = ctx.shared.keyspace.lock(args[1]);
     let Some(entry) = key.get() else {
         return Frame::Integer(0);
     };
@@ -98,50 +98,50 @@ fn set_expiry(
     }
 }
 
-pub(crate) fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn expire(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     set_expiry(ctx, args, "expire", 1000, false)
 }
 
-pub(crate) fn pexpire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn pexpire(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     set_expiry(ctx, args, "pexpire", 1, false)
 }
 
-pub(crate) fn expireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn expireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     set_expiry(ctx, args, "expireat", 1000, true)
 }
 
-pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     set_expiry(ctx, args, "pexpireat", 1, true)
 }
 
 /// -2 missing, -1 no expiry, else `f(expires_at)`.
-fn expiry_query(ctx: &mut Ctx<'_>, key: &Bytes, f: impl Fn(u64) -> i64) -> Frame {
+fn expiry_query(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(u64) -> i64) -> Frame {
     match ctx.shared.keyspace.peek(key) {
         None => Frame::Integer(-2),
         Some(entry) => Frame::Integer(entry.expires_at().map_or(-1, f)),
     }
 }
 
-pub(crate) fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    expiry_query(ctx, &args[1], |at| {
+pub(crate) fn ttl(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    expiry_query(ctx, args[1], |at| {
         ((at.saturating_sub(now_ms()) + 500) / 1000) as i64
     })
 }
 
-pub(crate) fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    expiry_query(ctx, &args[1], |at| at.saturating_sub(now_ms()) as i64)
+pub(crate) fn pttl(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    expiry_query(ctx, args[1], |at| at.saturating_sub(now_ms()) as i64)
 }
 
-pub(crate) fn expiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    expiry_query(ctx, &args[1], |at| (at / 1000) as i64)
+pub(crate) fn expiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    expiry_query(ctx, args[1], |at| (at / 1000) as i64)
 }
 
-pub(crate) fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    expiry_query(ctx, &args[1], |at| at as i64)
+pub(crate) fn pexpiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    expiry_query(ctx, args[1], |at| at as i64)
 }
 
-pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let key = ctx.shared.keyspace.lock(&args[1]);
+pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let key = ctx.shared.keyspace.lock(args[1]);
     match key.get() {
         Some(entry) if entry.expires_at().is_some() => match key.set(entry.with_expiry(None)) {
             Ok(()) => Frame::Integer(1),
@@ -151,15 +151,15 @@ pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    Frame::simple(if ctx.shared.keyspace.peek(&args[1]).is_some() {
+pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    Frame::simple(if ctx.shared.keyspace.peek(args[1]).is_some() {
         "string"
     } else {
         "none"
     })
 }
 
-pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let pattern = &args[1];
     Frame::Array(
         ctx.shared
@@ -182,8 +182,8 @@ fn scan_position(key: &[u8]) -> u64 {
 /// hash order of keys, so a key present for the whole scan is returned exactly once, even if
 /// other keys come and go (a key removed meanwhile may still be returned, as Redis allows).
 /// Starting an iteration costs O(keys log keys); its later calls O(log keys + COUNT).
-pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let cursor = match std::str::from_utf8(&args[1])
+pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let cursor = match std::str::from_utf8(args[1])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
     {
@@ -197,7 +197,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             return syntax_error();
         };
         match args[i].to_ascii_uppercase().as_slice() {
-            b"MATCH" => pattern = Some(value.clone()),
+            b"MATCH" => pattern = Some(*value),
             b"COUNT" => match int(value) {
                 Ok(n) if n >= 1 => count = n as usize,
                 Ok(_) => return syntax_error(),
@@ -248,7 +248,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(batch)])
 }
 
-pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     let keys = ctx.shared.keyspace.keys();
     if keys.is_empty() {
         return Frame::Null;
@@ -258,9 +258,9 @@ pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     Frame::Bulk(keys[pick].clone())
 }
 
-fn rename_inner(ctx: &mut Ctx<'_>, args: &[Bytes], only_if_new: bool) -> Frame {
+fn rename_inner(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> Frame {
     let keyspace = &ctx.shared.keyspace;
-    let Some(entry) = keyspace.peek(&args[1]) else {
+    let Some(entry) = keyspace.peek(args[1]) else {
         return err("ERR no such key");
     };
     if args[1] == args[2] {
@@ -270,13 +270,13 @@ fn rename_inner(ctx: &mut Ctx<'_>, args: &[Bytes], only_if_new: bool) -> Frame {
             Frame::ok()
         };
     }
-    if only_if_new && keyspace.peek(&args[2]).is_some() {
+    if only_if_new && keyspace.peek(args[2]).is_some() {
         return Frame::Integer(0);
     }
     let moved = keyspace
-        .lock(&args[2])
+        .lock(args[2])
         .set(entry)
-        .and_then(|()| keyspace.lock(&args[1]).remove().map(|_| ()));
+        .and_then(|()| keyspace.lock(args[1]).remove().map(|_| ()));
     match moved {
         Ok(()) if only_if_new => Frame::Integer(1),
         Ok(()) => Frame::ok(),
@@ -284,10 +284,10 @@ fn rename_inner(ctx: &mut Ctx<'_>, args: &[Bytes], only_if_new: bool) -> Frame {
     }
 }
 
-pub(crate) fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn rename(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     rename_inner(ctx, args, false)
 }
 
-pub(crate) fn renamenx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn renamenx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     rename_inner(ctx, args, true)
 }

@@ -91,7 +91,7 @@ pub(crate) struct Command {
     /// First key, last key, step (`COMMAND INFO`).
     pub(crate) keys: (i32, i32, i32),
     pub(crate) lock: Lock,
-    pub(crate) run: fn(&mut Ctx<'_>, &[Bytes]) -> Frame,
+    pub(crate) run: fn(&mut Ctx<'_>, &[&[u8]]) -> Frame,
 }
 
 const W: &[&str] = &["write"];
@@ -258,9 +258,28 @@ pub(crate) fn int(arg: &[u8]) -> Result<i64, Frame> {
         .ok_or_else(not_an_integer)
 }
 
+/// Runs `f` on `n` arguments read by `arg`, gathered on the stack when there are at most 16
+/// (a pipelined command should not allocate).
+pub(crate) fn with_args<'a, R>(
+    n: usize,
+    arg: impl Fn(usize) -> &'a [u8],
+    f: impl FnOnce(&[&'a [u8]]) -> R,
+) -> R {
+    const ON_STACK: usize = 16;
+    if n <= ON_STACK {
+        let mut args: [&[u8]; ON_STACK] = [&[]; ON_STACK];
+        for (i, slot) in args[..n].iter_mut().enumerate() {
+            *slot = arg(i);
+        }
+        f(&args[..n])
+    } else {
+        f(&(0..n).map(arg).collect::<Vec<_>>())
+    }
+}
+
 /// Runs one command for a client.
-pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let index = lookup(&args[0]);
+pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let index = lookup(args[0]);
     let name = index.map(|i| COMMANDS[i].name);
     if !ctx.session.authenticated && !name.is_some_and(|n| NO_AUTH.contains(&n)) {
         return err("NOAUTH Authentication required.");
@@ -284,7 +303,10 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if let Some(queue) = &mut ctx.session.multi
         && !MULTI_CONTROL.contains(&command.name)
     {
-        queue.push((index, args.to_vec()));
+        queue.push((
+            index,
+            args.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+        ));
         return Frame::simple("QUEUED");
     }
     ctx.session
@@ -307,7 +329,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
 }
 
 /// Runs a queued command inside `EXEC` (the keyspace is already locked exclusively).
-pub(crate) fn run_queued(ctx: &mut Ctx<'_>, index: usize, args: &[Bytes]) -> Frame {
+pub(crate) fn run_queued(ctx: &mut Ctx<'_>, index: usize, args: &[&[u8]]) -> Frame {
     let reply = (COMMANDS[index].run)(ctx, args);
     ctx.session.stats.count(index);
     reply
@@ -333,8 +355,8 @@ fn arity_ok(arity: i32, given: usize) -> bool {
 }
 
 /// Redis 7's wording: `ERR unknown command 'foo', with args beginning with: 'a' 'b' `.
-fn unknown_command(args: &[Bytes]) -> Frame {
-    let shown = |b: &Bytes| {
+fn unknown_command(args: &[&[u8]]) -> Frame {
+    let shown = |b: &[u8]| {
         let s = String::from_utf8_lossy(b);
         s.chars().take(128).collect::<String>()
     };
@@ -344,6 +366,6 @@ fn unknown_command(args: &[Bytes]) -> Frame {
         .collect();
     err(format!(
         "ERR unknown command '{}', with args beginning with: {rest}",
-        shown(&args[0])
+        shown(args[0])
     ))
 }

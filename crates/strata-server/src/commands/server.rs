@@ -15,11 +15,11 @@ use crate::state::{Shared, resident_bytes};
 /// The Redis version Strata reports to clients (the commands and replies it follows).
 pub(crate) const REDIS_VERSION: &str = "7.2.0";
 
-pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     Frame::Integer(ctx.shared.keyspace.len() as i64)
 }
 
-pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     if let Some(mode) = args.get(1)
         && (!(mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC"))
             || args.len() > 2)
@@ -32,7 +32,7 @@ pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn time(_ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -43,7 +43,7 @@ pub(crate) fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
 }
 
 /// `INFO [section …]`: server, clients, memory, stats, keyspace, commandstats, strata.
-pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let wanted: Vec<String> = args[1..]
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
@@ -246,7 +246,7 @@ fn settings(s: &Shared) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let sub = args[1].to_ascii_uppercase();
     match sub.as_slice() {
         b"GET" if args.len() >= 3 => {
@@ -264,7 +264,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         b"SET" if args.len() >= 4 && args.len().is_multiple_of(2) => {
             for pair in args[2..].chunks(2) {
-                if let Err(e) = config_set(ctx.shared, &pair[0], &pair[1]) {
+                if let Err(e) = config_set(ctx.shared, pair[0], pair[1]) {
                     return e;
                 }
             }
@@ -276,11 +276,11 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         b"GET" | b"SET" | b"RESETSTAT" => err(format!(
             "ERR wrong number of arguments for 'config|{}' command",
-            String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+            String::from_utf8_lossy(args[1]).to_ascii_lowercase()
         )),
         _ => err(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&args[1])
+            String::from_utf8_lossy(args[1])
         )),
     }
 }

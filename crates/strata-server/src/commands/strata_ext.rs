@@ -6,7 +6,6 @@
 //! - `STRATA.INVALIDATE tag` removes every key carrying `tag` and returns how many, in both
 //!   tiers. ("When user 42 changes, drop everything derived from them.")
 
-use bytes::Bytes;
 use strata::Tag;
 use strata_resp::Frame;
 
@@ -16,7 +15,7 @@ fn tag_text(arg: &[u8]) -> Result<&str, Frame> {
     std::str::from_utf8(arg).map_err(|_| err("ERR tags must be UTF-8"))
 }
 
-pub(crate) fn tag(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn tag(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let mut tags = Vec::new();
     for arg in &args[2..] {
         match tag_text(arg) {
@@ -24,7 +23,7 @@ pub(crate) fn tag(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             Err(e) => return e,
         }
     }
-    let key = ctx.shared.keyspace.lock(&args[1]);
+    let key = ctx.shared.keyspace.lock(args[1]);
     let Some(entry) = key.get() else {
         return Frame::Integer(0);
     };
@@ -40,8 +39,8 @@ pub(crate) fn tag(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let tag = match tag_text(&args[1]) {
+pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let tag = match tag_text(args[1]) {
         Ok(t) => t,
         Err(e) => return e,
     };

@@ -16,8 +16,8 @@ fn value_or_null(entry: Option<Entry>) -> Frame {
     entry.map_or(Frame::Null, |e| Frame::Bulk(e.value_bytes()))
 }
 
-pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    value_or_null(ctx.shared.keyspace.lookup(&args[1]))
+pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    value_or_null(ctx.shared.keyspace.lookup(args[1]))
 }
 
 /// A new expiry from `EX`/`PX`/`EXAT`/`PXAT` arguments.
@@ -49,7 +49,7 @@ fn expiry(command: &str, option: &[u8], arg: &[u8]) -> Result<Expiry, Frame> {
         .ok_or_else(invalid)
 }
 
-pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let (mut nx, mut xx, mut get, mut exp) = (false, false, false, Expiry::Unchanged);
     let mut i = 3;
     while i < args.len() {
@@ -60,7 +60,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
             b"GET" => get = true,
             b"KEEPTTL" if exp == Expiry::Unchanged => exp = Expiry::Keep,
             b"EX" | b"PX" | b"EXAT" | b"PXAT" if exp == Expiry::Unchanged && i + 1 < args.len() => {
-                exp = match expiry("set", &opt, &args[i + 1]) {
+                exp = match expiry("set", &opt, args[i + 1]) {
                     Ok(e) => e,
                     Err(e) => return e,
                 };
@@ -70,7 +70,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         }
         i += 1;
     }
-    let key = ctx.shared.keyspace.lock(&args[1]);
+    let key = ctx.shared.keyspace.lock(args[1]);
     // A plain SET needs no read of the old value.
     let needs_old = nx || xx || get || exp == Expiry::Keep;
     let old = if needs_old { key.get() } else { None };
@@ -92,7 +92,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
         Expiry::At(at) => Some(at),
         Expiry::Persist | Expiry::Unchanged => None,
     };
-    let entry = Entry::new(&args[2]).with_expiry(expires_at);
+    let entry = Entry::new(args[2]).with_expiry(expires_at);
     match key.set(entry) {
         Ok(()) if get => reply_old(),
         Ok(()) => Frame::ok(),
@@ -106,50 +106,50 @@ fn count_lookup(ctx: &Ctx<'_>, hit: bool) {
     counter.add(1);
 }
 
-fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[Bytes], option: &[u8], command: &str) -> Frame {
-    let at = match expiry(command, option, &args[2]) {
+fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[&[u8]], option: &[u8], command: &str) -> Frame {
+    let at = match expiry(command, option, args[2]) {
         Ok(Expiry::At(at)) => at,
         Ok(_) => return syntax_error(),
         Err(e) => return e,
     };
-    let entry = Entry::new(&args[3]).with_expiry(Some(at));
-    match ctx.shared.keyspace.lock(&args[1]).set(entry) {
+    let entry = Entry::new(args[3]).with_expiry(Some(at));
+    match ctx.shared.keyspace.lock(args[1]).set(entry) {
         Ok(()) => Frame::ok(),
         Err(e) => write_failed(&e),
     }
 }
 
-pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     set_with_expiry(ctx, args, b"EX", "setex")
 }
 
-pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     set_with_expiry(ctx, args, b"PX", "psetex")
 }
 
-pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let key = ctx.shared.keyspace.lock(&args[1]);
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let key = ctx.shared.keyspace.lock(args[1]);
     if key.get().is_some() {
         return Frame::Integer(0);
     }
-    match key.set(Entry::new(&args[2])) {
+    match key.set(Entry::new(args[2])) {
         Ok(()) => Frame::Integer(1),
         Err(e) => write_failed(&e),
     }
 }
 
-pub(crate) fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let key = ctx.shared.keyspace.lock(&args[1]);
+pub(crate) fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let key = ctx.shared.keyspace.lock(args[1]);
     let old = key.get();
     count_lookup(ctx, old.is_some());
-    match key.set(Entry::new(&args[2])) {
+    match key.set(Entry::new(args[2])) {
         Ok(()) => value_or_null(old),
         Err(e) => write_failed(&e),
     }
 }
 
-pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let key = ctx.shared.keyspace.lock(&args[1]);
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let key = ctx.shared.keyspace.lock(args[1]);
     let old = key.get();
     count_lookup(ctx, old.is_some());
     if old.is_some()
@@ -160,17 +160,17 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     value_or_null(old)
 }
 
-pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let exp = match args.len() {
         2 => Expiry::Unchanged,
         3 if args[2].eq_ignore_ascii_case(b"PERSIST") => Expiry::Persist,
-        4 => match expiry("getex", &args[2], &args[3]) {
+        4 => match expiry("getex", args[2], args[3]) {
             Ok(e) => e,
             Err(e) => return e,
         },
         _ => return syntax_error(),
     };
-    let key = ctx.shared.keyspace.lock(&args[1]);
+    let key = ctx.shared.keyspace.lock(args[1]);
     let Some(entry) = key.get() else {
         count_lookup(ctx, false);
         return Frame::Null;
@@ -188,7 +188,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     Frame::Array(
         args[1..]
             .iter()
@@ -197,31 +197,31 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     )
 }
 
-pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     if args.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'mset' command");
     }
     for pair in args[1..].chunks(2) {
-        if let Err(e) = ctx.shared.keyspace.lock(&pair[0]).set(Entry::new(&pair[1])) {
+        if let Err(e) = ctx.shared.keyspace.lock(pair[0]).set(Entry::new(pair[1])) {
             return write_failed(&e);
         }
     }
     Frame::ok()
 }
 
-pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     if args.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'msetnx' command");
     }
     let keyspace = &ctx.shared.keyspace;
     if args[1..]
         .chunks(2)
-        .any(|pair| keyspace.peek(&pair[0]).is_some())
+        .any(|pair| keyspace.peek(pair[0]).is_some())
     {
         return Frame::Integer(0);
     }
     for pair in args[1..].chunks(2) {
-        if let Err(e) = keyspace.lock(&pair[0]).set(Entry::new(&pair[1])) {
+        if let Err(e) = keyspace.lock(pair[0]).set(Entry::new(pair[1])) {
             return write_failed(&e);
         }
     }
@@ -237,8 +237,8 @@ fn replace_value(key: &KeyGuard<'_>, old: Option<Entry>, value: Bytes) -> Result
     key.set(entry).map_err(|e| write_failed(&e))
 }
 
-pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let key = ctx.shared.keyspace.lock(&args[1]);
+pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let key = ctx.shared.keyspace.lock(args[1]);
     let old = key.get();
     let current = old.as_ref().map_or(&[][..], |e| &e.value[..]);
     if current.len() + args[2].len() > max_string(ctx) {
@@ -246,7 +246,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
     let mut value = BytesMut::with_capacity(current.len() + args[2].len());
     value.extend_from_slice(current);
-    value.extend_from_slice(&args[2]);
+    value.extend_from_slice(args[2]);
     let len = value.len();
     match replace_value(&key, old, value.freeze()) {
         Ok(()) => Frame::Integer(len as i64),
@@ -254,21 +254,21 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     Frame::Integer(
         ctx.shared
             .keyspace
-            .peek(&args[1])
+            .peek(args[1])
             .map_or(0, |e| e.value.len() as i64),
     )
 }
 
-pub(crate) fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let (start, end) = match (int(&args[2]), int(&args[3])) {
+pub(crate) fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let (start, end) = match (int(args[2]), int(args[3])) {
         (Ok(s), Ok(e)) => (s, e),
         _ => return not_an_integer(),
     };
-    let Some(entry) = ctx.shared.keyspace.lookup(&args[1]) else {
+    let Some(entry) = ctx.shared.keyspace.lookup(args[1]) else {
         return Frame::bulk(Bytes::new());
     };
     let len = entry.value.len() as i64;
@@ -285,8 +285,8 @@ pub(crate) fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     ))
 }
 
-pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let offset = match int(&args[2]) {
+pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let offset = match int(args[2]) {
         Ok(o) if o >= 0 => o as usize,
         Ok(_) => return err("ERR offset is out of range"),
         Err(e) => return e,
@@ -295,7 +295,7 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     if offset.saturating_add(patch.len()) > max_string(ctx) {
         return err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
     }
-    let key = ctx.shared.keyspace.lock(&args[1]);
+    let key = ctx.shared.keyspace.lock(args[1]);
     let old = key.get();
     let current = old.as_ref().map_or(&[][..], |e| &e.value[..]);
     if patch.is_empty() {
@@ -313,7 +313,7 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
     }
 }
 
-fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Frame {
+fn add(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Frame {
     let key = ctx.shared.keyspace.lock(key);
     let old = key.get();
     let current = match &old {
@@ -332,24 +332,24 @@ fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Frame {
     }
 }
 
-pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    add(ctx, &args[1], 1)
+pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    add(ctx, args[1], 1)
 }
 
-pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    add(ctx, &args[1], -1)
+pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    add(ctx, args[1], -1)
 }
 
-pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    match int(&args[2]) {
-        Ok(by) => add(ctx, &args[1], by),
+pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    match int(args[2]) {
+        Ok(by) => add(ctx, args[1], by),
         Err(e) => e,
     }
 }
 
-pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    match int(&args[2]) {
-        Ok(by) if by != i64::MIN => add(ctx, &args[1], -by),
+pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    match int(args[2]) {
+        Ok(by) if by != i64::MIN => add(ctx, args[1], -by),
         Ok(_) => err("ERR decrement would overflow"),
         Err(e) => e,
     }
@@ -363,11 +363,11 @@ fn float(bytes: &[u8]) -> Option<f64> {
     text.parse::<f64>().ok().filter(|f| !f.is_nan())
 }
 
-pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
-    let Some(by) = float(&args[2]) else {
+pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
+    let Some(by) = float(args[2]) else {
         return err("ERR value is not a valid float");
     };
-    let key = ctx.shared.keyspace.lock(&args[1]);
+    let key = ctx.shared.keyspace.lock(args[1]);
     let old = key.get();
     let current = match &old {
         None => 0.0,

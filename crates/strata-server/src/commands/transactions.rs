@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use strata_resp::Frame;
 
-use super::{Ctx, err, run_queued};
+use super::{Ctx, err, run_queued, with_args};
 
-pub(crate) fn multi(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn multi(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     if ctx.session.multi.is_some() {
         return err("ERR MULTI calls can not be nested");
     }
@@ -18,7 +18,7 @@ pub(crate) fn multi(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
 
 /// Runs the queue with the keyspace locked exclusively (`dispatch` took the lock), unless a
 /// watched key was written since `WATCH` (null reply) or a queued command was rejected.
-pub(crate) fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     let Some(queue) = ctx.session.multi.take() else {
         return err("ERR EXEC without MULTI");
     };
@@ -34,12 +34,18 @@ pub(crate) fn exec(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     Frame::Array(
         queue
             .iter()
-            .map(|(index, args)| run_queued(ctx, *index, args))
+            .map(|(index, args)| {
+                with_args(
+                    args.len(),
+                    |i| &args[i],
+                    |args| run_queued(ctx, *index, args),
+                )
+            })
             .collect(),
     )
 }
 
-pub(crate) fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn discard(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     if ctx.session.multi.take().is_none() {
         return err("ERR DISCARD without MULTI");
     }
@@ -48,22 +54,23 @@ pub(crate) fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Frame {
+pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     if ctx.session.multi.is_some() {
         return err("ERR WATCH inside MULTI is not allowed");
     }
     for key in &args[1..] {
-        if !ctx.session.watched.contains(key) {
+        if !ctx.session.watched.iter().any(|w| w == key) {
+            let key = Bytes::copy_from_slice(key);
             ctx.shared
                 .keyspace
                 .watch(key.clone(), ctx.session.dirty.clone());
-            ctx.session.watched.push(key.clone());
+            ctx.session.watched.push(key);
         }
     }
     Frame::ok()
 }
 
-pub(crate) fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Frame {
+pub(crate) fn unwatch(ctx: &mut Ctx<'_>, _args: &[&[u8]]) -> Frame {
     unwatch_all(ctx);
     Frame::ok()
 }

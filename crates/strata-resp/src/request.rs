@@ -77,7 +77,7 @@ pub fn parse_request(
 #[derive(Debug, Default)]
 pub struct Command {
     /// Bytes the command takes at the front of the buffer.
-    len: usize,
+    frame_len: usize,
     form: Form,
     /// Where a multibulk command's arguments are in the buffer.
     ranges: Vec<Range<usize>>,
@@ -95,8 +95,9 @@ enum Form {
 impl Command {
     /// Parses the command at the front of `buf`, which it does not change. `Ok(true)`: a whole
     /// command, whose arguments [`arg`](Self::arg) reads and which takes the first
-    /// [`frame_len`](Self::frame_len) bytes. `Ok(false)`: only part of one; read more and parse again.
-    /// An empty command (`*0`, a blank line) has no arguments; the server skips it.
+    /// [`frame_len`](Self::frame_len) bytes. `Ok(false)`: only part of one; read more and
+    /// parse again. An empty command (`*0`, a blank line) has no arguments; the server skips
+    /// it.
     ///
     /// # Errors
     /// A [`ProtocolError`], after which the connection should be closed (what was buffered
@@ -115,14 +116,14 @@ impl Command {
                 inline(buf, limits, &mut self.inline)?
             }
         };
-        self.len = parsed.unwrap_or(0);
+        self.frame_len = parsed.unwrap_or(0);
         Ok(parsed.is_some())
     }
 
     /// The bytes the parsed command takes at the front of the buffer.
     #[inline]
     pub fn frame_len(&self) -> usize {
-        self.len
+        self.frame_len
     }
 
     /// How many arguments the parsed command has (the command's name included).

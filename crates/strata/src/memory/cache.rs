@@ -135,6 +135,8 @@ where
 {
     pub(crate) fn from_parts(parts: Parts<K, V, S>) -> Self {
         let n = parts.shards as u64;
+        // Seeds the shards' sketches: nobody outside can tell which keys share counters.
+        let seeds = std::collections::hash_map::RandomState::new();
         let shards = (0..n)
             .map(|i| {
                 // Exact shares: the shard capacities add up to the cache's capacity.
@@ -149,7 +151,7 @@ where
                         capacity,
                         estimated_entries,
                         parts.tti,
-                        0x9E37_79B9 ^ i,
+                        seeds.hash_one(i),
                         parts.hasher.clone(),
                     ),
                     window_epoch: 0,

@@ -5,6 +5,14 @@
 //! the four counters of a key all sit in one 64-byte block, so counting or estimating a key
 //! costs one cache miss instead of four. A periodic halving ("reset") ages out old popularity
 //! so the sketch follows a changing workload.
+//!
+//! Each sketch mixes a random seed into the counter positions. TinyLFU can be attacked by
+//! inflating a resident victim's estimate with keys that share its counters, so that every
+//! newcomer loses the duel and the cache freezes. Caffeine, whose key hashes are predictable,
+//! answers with admitting at random; that also churns benign workloads whose keys tie (a loop
+//! lost up to 7 points to it here). With seeded positions an attacker cannot pick keys that
+//! share a victim's counters, short of colliding the full 64-bit key hash, which the cache's
+//! default hasher (seeded per cache) prevents as well.
 
 /// Clears the top bit of every 4-bit counter after a right shift (halving all counters).
 const RESET_MASK: u64 = 0x7777_7777_7777_7777;
@@ -28,18 +36,27 @@ pub(crate) struct FrequencySketch {
     sample_size: u64,
     /// Additions since the last reset.
     additions: u64,
+    /// Mixed into every hash before it picks counters (see the module docs).
+    seed: u64,
 }
 
 impl FrequencySketch {
-    /// A sketch sized for about `entries` distinct resident keys (16 counters per key).
-    pub(crate) fn new(entries: usize) -> Self {
+    /// A sketch sized for about `entries` distinct resident keys (16 counters per key), its
+    /// counter positions seeded with `seed`.
+    pub(crate) fn new(entries: usize, seed: u64) -> Self {
         let blocks = (entries.clamp(8, 1 << 26).next_power_of_two() / 8).max(1);
         Self {
             table: vec![Block::default(); blocks].into_boxed_slice(),
             mask: blocks - 1,
             sample_size: 10 * entries.max(1) as u64,
             additions: 0,
+            seed,
         }
+    }
+
+    /// The seed this sketch was built with (a regrown sketch keeps it).
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The number of keys this sketch was sized for.
@@ -50,7 +67,7 @@ impl FrequencySketch {
     /// The block of `hash`, and for each of its four counters the word and bit shift.
     #[inline]
     fn locate(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
-        let block_hash = spread(hash);
+        let block_hash = spread(hash ^ self.seed);
         let counter_hash = rehash(block_hash);
         let block = (block_hash >> 32) as usize & self.mask;
         let counters = std::array::from_fn(|i| {
@@ -127,7 +144,7 @@ mod tests {
 
     #[test]
     fn counts_saturate_at_fifteen() {
-        let mut sketch = FrequencySketch::new(1024);
+        let mut sketch = FrequencySketch::new(1024, 7);
         for _ in 0..40 {
             sketch.increment(42);
         }
@@ -140,7 +157,7 @@ mod tests {
 
     #[test]
     fn increment_by_equals_repeated_increments() {
-        let (mut one, mut many) = (FrequencySketch::new(256), FrequencySketch::new(256));
+        let (mut one, mut many) = (FrequencySketch::new(256, 7), FrequencySketch::new(256, 7));
         for k in 0..200_u64 {
             let n = (k % 7) as u8;
             one.increment_by(k, n);
@@ -153,9 +170,31 @@ mod tests {
         }
     }
 
+    /// Which keys share a key's counters depends on the seed, so an attacker who does not know
+    /// it cannot pick keys that inflate a victim's estimate.
+    #[test]
+    fn the_seed_decides_which_keys_share_counters() {
+        let target = 42_u64;
+        let colliding = |seed| {
+            let sketch = FrequencySketch::new(64, seed);
+            let block = sketch.locate(target).0;
+            (0..100_000_u64)
+                .filter(|&k| k != target && sketch.locate(k).0 == block)
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (colliding(1), colliding(2));
+        assert!(a.len() > 100, "a small sketch has many keys per block");
+        let shared = a.iter().filter(|k| b.binary_search(k).is_ok()).count();
+        assert!(
+            shared * 4 < a.len(),
+            "{shared} of {} keys share the block under both seeds",
+            a.len()
+        );
+    }
+
     #[test]
     fn reset_halves_popularity() {
-        let mut sketch = FrequencySketch::new(64);
+        let mut sketch = FrequencySketch::new(64, 7);
         for _ in 0..10 {
             sketch.increment(7);
         }
@@ -169,7 +208,7 @@ mod tests {
 
     #[test]
     fn hot_keys_outrank_cold_keys() {
-        let mut sketch = FrequencySketch::new(512);
+        let mut sketch = FrequencySketch::new(512, 7);
         for k in 0..256_u64 {
             for _ in 0..(k % 8) {
                 sketch.increment(k);

@@ -6,7 +6,8 @@
     python3 scripts/server-bench.py [--rounds 3] [--requests 500000]
 
 redis-server runs with no persistence (--save "" --appendonly no). Strata runs twice: with its
-disk tier (the default: every write also goes to disk, synced every second) and with
+disk tier (the default: every write also goes to disk, plain SETs written behind once a
+second, synced every second) and with
 --no-disk (memory only, like the Redis it is compared with), each with its default threads (one
 per CPU) and, with --one-thread, also with --threads 1 (Redis's model). It also reports each server's CPU time per request, read from /proc. For reference, the same
 runs go to redis-server with its own persistence on (--appendonly yes --appendfsync everysec),

@@ -1,10 +1,24 @@
 //! The data: Strata's memory tier in front of its disk tier, with Redis's semantics on top.
 //!
-//! Every write goes to the disk tier's log first (when there is one), then to memory. Memory
+//! A write goes to the disk tier's log first (when there is one), then to memory, or is
+//! written behind (below). Memory
 //! holds the hot keys (bounded by `maxmemory`, W-TinyLFU); the disk tier's index holds the
 //! others, so each key has one index entry, not two. A memory entry remembers where its
 //! record is; when memory evicts it, the disk tier indexes that record (a *handoff*), and a
 //! read that misses memory takes the entry out of the disk index back into memory.
+//!
+//! **Writing behind.** Unless every write must be synced (`--fsync always`), a SET does not
+//! write the disk tier at once: the entry goes to memory without a record place, and its key
+//! onto its stripe's *unwritten* list, unless the entry it replaced was unwritten too (then
+//! the key is listed already; the memory tier's synchronous listener tells, as it sees the
+//! old entry leave). A key memory did not hold leaves the disk tier's index, as a written
+//! SET's record would make it. Every memory entry without a record place is listed. Once per sync
+//! interval a pass writes each listed key's current entry, gives the memory entry its record
+//! place, and syncs the log. A key set ten times in a second is written once. An entry memory
+//! evicts before the pass is written by its handoff (which writes any entry without a record
+//! place), and a clean shutdown writes all. A crash loses at most the writes of the last
+//! interval, as the sync interval alone already allowed. Entries with an expiry or tags, and
+//! SETs to a stripe with too many unwritten keys, are written through (see `KeyGuard::set`).
 //!
 //! Writes to one key serialize on a striped lock. An eviction can happen on any thread, so
 //! the memory tier reports it under its own lock (a synchronous listener) into a per-stripe
@@ -13,12 +27,13 @@
 //! handoffs, then its disk step. Commands that touch several keys at once (and `EXEC`) take
 //! the keyspace's write lock, the others its read lock.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -34,6 +49,41 @@ use crate::state::{StripedCounter, stripe};
 /// links, weight), the hash table and the sketch.
 const ENTRY_OVERHEAD: usize = 96;
 const STRIPES: usize = 256;
+/// A stripe holding this many unwritten keys writes further SETs through: it bounds the
+/// memory the lists take (about 6 MiB for all stripes) and the work of one pass.
+const MAX_UNWRITTEN: usize = 1024;
+
+/// How the keyspace writes behind (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteBehind {
+    /// How often unwritten keys are written.
+    pub(crate) every: Duration,
+    /// Sync the disk tier after each pass (`--fsync everysec`).
+    pub(crate) sync: bool,
+}
+
+/// What a stripe's lock guards: its keys whose latest value memory holds but the disk tier
+/// does not yet (see "Writing behind" in the module docs).
+#[derive(Default)]
+struct Stripe {
+    unwritten: RefCell<Vec<CompactBytes>>,
+}
+
+/// What a write to memory replaced, as the memory tier's synchronous listener saw it leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replaced {
+    /// No entry: the disk tier's index may hold the key.
+    Nothing,
+    /// An entry with a record place.
+    Written,
+    /// An entry without one: its key is on the unwritten list already.
+    Unwritten,
+}
+
+thread_local! {
+    /// Set by the memory tier's synchronous listener on this thread (see [`Replaced`]).
+    static REPLACED: std::cell::Cell<Replaced> = const { std::cell::Cell::new(Replaced::Nothing) };
+}
 
 /// A stored value: 40 bytes, with values up to 14 bytes inline.
 #[derive(Debug, Clone)]
@@ -230,7 +280,10 @@ pub(crate) struct Keyspace {
     memory: Cache<CompactBytes, Entry>,
     handoffs: Arc<Handoffs>,
     disk: Option<DiskStore>,
-    stripes: Box<[Mutex<()>]>,
+    /// `None`: every write goes to disk at once.
+    write_behind: Option<WriteBehind>,
+    last_pass: Mutex<Instant>,
+    stripes: Box<[Mutex<Stripe>]>,
     global: StripedRwLock,
     watches: Watches,
     pub(crate) stats: KeyspaceStats,
@@ -241,12 +294,17 @@ pub(crate) struct KeyGuard<'a> {
     ks: &'a Keyspace,
     key: &'a [u8],
     stripe: usize,
-    _stripe: MutexGuard<'a, ()>,
+    held: MutexGuard<'a, Stripe>,
 }
 
 impl Keyspace {
-    /// A keyspace with `maxmemory` bytes of memory tier in front of `disk` (if any).
-    pub(crate) fn new(maxmemory: u64, disk: Option<DiskStore>) -> Result<Self, strata::Error> {
+    /// A keyspace with `maxmemory` bytes of memory tier in front of `disk` (if any), which
+    /// is written behind every `write_behind` if given (see the module docs).
+    pub(crate) fn new(
+        maxmemory: u64,
+        disk: Option<DiskStore>,
+        write_behind: Option<WriteBehind>,
+    ) -> Result<Self, strata::Error> {
         let handoffs = Arc::new(Handoffs {
             hasher: foldhash::fast::RandomState::default(),
             lists: (0..STRIPES).map(|_| CachePadded::default()).collect(),
@@ -256,8 +314,14 @@ impl Keyspace {
             let sink = handoffs.clone();
             memory =
                 memory.synchronous_eviction_listener(move |k: &CompactBytes, e: &Entry, cause| {
-                    if cause == RemovalCause::Size {
-                        sink.push(k, e);
+                    match cause {
+                        RemovalCause::Size => sink.push(k, e),
+                        RemovalCause::Replaced => REPLACED.set(if e.record.is_some() {
+                            Replaced::Written
+                        } else {
+                            Replaced::Unwritten
+                        }),
+                        _ => {}
                     }
                 });
         }
@@ -274,8 +338,10 @@ impl Keyspace {
         Ok(Self {
             memory,
             handoffs,
+            write_behind: write_behind.filter(|_| disk.is_some()),
             disk,
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            last_pass: Mutex::new(Instant::now()),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             global: StripedRwLock::new(),
             watches: Watches::default(),
             stats: KeyspaceStats::default(),
@@ -298,7 +364,7 @@ impl Keyspace {
             ks: self,
             key,
             stripe,
-            _stripe: self.stripes[stripe].lock(),
+            held: self.stripes[stripe].lock(),
         }
     }
 
@@ -417,6 +483,58 @@ impl Keyspace {
     pub(crate) fn maintain(&self) {
         self.memory.run_pending_tasks();
         self.drain_all();
+        if let Some(behind) = self.write_behind {
+            let mut last = self.last_pass.lock();
+            if last.elapsed() >= behind.every {
+                *last = Instant::now();
+                drop(last);
+                self.write_unwritten(behind.sync);
+            }
+        }
+    }
+
+    /// Writes every unwritten key's entry to the disk tier, and syncs it if `sync` (see
+    /// "Writing behind" in the module docs). One stripe at a time, under its lock.
+    fn write_unwritten(&self, sync: bool) {
+        let Some(disk) = &self.disk else { return };
+        for stripe in 0..STRIPES {
+            let held = self.stripes[stripe].lock();
+            let keys = std::mem::take(&mut *held.unwritten.borrow_mut());
+            if keys.is_empty() {
+                continue;
+            }
+            // An evicted entry waiting in the handoffs is written by its handoff.
+            self.drain(stripe);
+            let now = now_ms();
+            for key in keys {
+                let Some(mut entry) = self.memory.peek(&key[..]) else {
+                    continue;
+                };
+                if entry.record.is_some() || entry.expired(now) {
+                    continue;
+                }
+                let options = entry.options(now);
+                match entry
+                    .encode()
+                    .and_then(|bytes| disk.insert_owned(&key, &bytes, &options))
+                {
+                    Ok(record) => {
+                        entry.record = Some(record);
+                        self.memory.insert_with(key, entry, &options);
+                    }
+                    // Memory keeps serving it; the next pass tries again.
+                    Err(e) => {
+                        self.disk_error(&e);
+                        held.unwritten.borrow_mut().push(key);
+                    }
+                }
+            }
+            self.drain(stripe);
+            drop(held);
+        }
+        if sync && let Err(e) = disk.flush() {
+            self.disk_error(&e);
+        }
     }
 
     /// Changes the memory tier's bound. A smaller one evicts at once, and what it evicts is
@@ -529,10 +647,18 @@ impl KeyGuard<'_> {
         self.ks
             .memory
             .insert_with(key, entry.clone(), &entry.options(now));
+        if entry.record.is_none() && self.ks.write_behind.is_some() {
+            // Its record was evicted while it was read: memory holds the only copy.
+            self.held
+                .unwritten
+                .borrow_mut()
+                .push(CompactBytes::new(self.key));
+        }
         Some(entry)
     }
 
-    /// Stores `entry`: disk first, so a failed disk write changes nothing.
+    /// Stores `entry`: disk first, so a failed disk write changes nothing; or, writing
+    /// behind, memory only, with the key listed for the next pass (see the module docs).
     pub(crate) fn set(&self, mut entry: Entry) -> Result<(), WriteError> {
         // The clock is read only for an entry that can expire (it costs a pipelined SET 2%).
         let now = entry.expires.map_or(0, |_| now_ms());
@@ -541,7 +667,15 @@ impl KeyGuard<'_> {
             return Ok(());
         }
         let options = entry.options(now);
-        if let Some(disk) = &self.ks.disk {
+        // Only an entry that can leave memory just by eviction (written by its handoff) or by
+        // an explicit removal (which writes a tombstone) waits. One with an expiry or tags
+        // could leave unwritten (expired, tag-invalidated) while an older record of its key
+        // lives on in the log, to come back at the next start.
+        let behind = self.ks.write_behind.is_some()
+            && entry.expires.is_none()
+            && entry.tags.is_none()
+            && self.held.unwritten.borrow().len() < MAX_UNWRITTEN;
+        if let Some(disk) = self.ks.disk.as_ref().filter(|_| !behind) {
             thread_local! {
                 /// Scratch for the disk encoding: a pipelined SET should not allocate.
                 static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -558,9 +692,25 @@ impl KeyGuard<'_> {
         }
         // The key is copied out of the request (whose bytes share the connection's read
         // buffer); the value was, when the entry was made.
+        REPLACED.set(Replaced::Nothing);
         self.ks
             .memory
             .insert_with(CompactBytes::new(self.key), entry, &options);
+        if behind {
+            let replaced = REPLACED.get();
+            if replaced == Replaced::Nothing
+                && let Some(disk) = &self.ks.disk
+            {
+                // Memory holds the key now: it leaves the disk tier's index (one place per key).
+                disk.release(self.key);
+            }
+            if replaced != Replaced::Unwritten {
+                self.held
+                    .unwritten
+                    .borrow_mut()
+                    .push(CompactBytes::new(self.key));
+            }
+        }
         self.ks.drain(self.stripe);
         self.ks.touch(self.key);
         Ok(())
@@ -597,13 +747,30 @@ mod tests {
     const MAXMEMORY: u64 = 48 << 10;
 
     fn open(dir: &std::path::Path, max_disk: u64) -> Keyspace {
+        open_with(dir, max_disk, None)
+    }
+
+    /// A keyspace that writes behind, with a pass at every `maintain`.
+    fn open_behind(dir: &std::path::Path, max_disk: u64) -> Keyspace {
+        let behind = WriteBehind {
+            every: Duration::ZERO,
+            sync: true,
+        };
+        open_with(dir, max_disk, Some(behind))
+    }
+
+    fn open_with(dir: &std::path::Path, max_disk: u64, behind: Option<WriteBehind>) -> Keyspace {
         let disk = DiskStore::builder(dir)
             .max_bytes(max_disk)
             .segment_size((max_disk / 8).min(8 << 20))
             .sync(strata::SyncPolicy::Never)
             .open()
             .expect("open the disk tier");
-        Keyspace::new(MAXMEMORY, Some(disk)).expect("keyspace")
+        Keyspace::new(MAXMEMORY, Some(disk), behind).expect("keyspace")
+    }
+
+    fn disk_inserts(ks: &Keyspace) -> u64 {
+        ks.disk().expect("disk").stats().inserts
     }
 
     /// xorshift, so the test needs no dependency for its randomness.
@@ -742,6 +909,78 @@ mod tests {
             ks.peek(&key).map(|e| e.value.to_vec()),
             Some(b"new".to_vec())
         );
+    }
+
+    /// Writing behind: a key set many times between two passes is written once, by the pass;
+    /// an entry with an expiry or tags is written at once; what a pass wrote is found after
+    /// a crash (no shutdown flush).
+    #[test]
+    fn writing_behind_writes_a_key_once_per_pass() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = open_behind(dir.path(), 256 << 20);
+        for i in 0..100 {
+            let value = format!("v{i}");
+            ks.lock(b"k")
+                .set(Entry::new(value.as_bytes()))
+                .expect("set");
+        }
+        assert_eq!(disk_inserts(&ks), 0, "nothing written before the pass");
+        assert_eq!(
+            ks.peek(b"k").map(|e| e.value.to_vec()),
+            Some(b"v99".to_vec())
+        );
+        ks.maintain();
+        assert_eq!(disk_inserts(&ks), 1, "one record for 100 SETs");
+        ks.maintain();
+        assert_eq!(disk_inserts(&ks), 1, "nothing left to write");
+
+        let tagged = Entry::new(b"t").with_tags(vec![Tag::from("tag")]);
+        ks.lock(b"tagged").set(tagged).expect("set");
+        let expiring = Entry::new(b"e").with_expiry(Some(now_ms() + 600_000));
+        ks.lock(b"expiring").set(expiring).expect("set");
+        assert_eq!(disk_inserts(&ks), 3, "written through");
+
+        ks.lock(b"k").set(Entry::new(b"last")).expect("set");
+        ks.maintain();
+        drop(ks); // a crash: no shutdown flush
+        let ks = open(dir.path(), 256 << 20);
+        for (key, value) in [
+            (&b"k"[..], &b"last"[..]),
+            (b"tagged", b"t"),
+            (b"expiring", b"e"),
+        ] {
+            assert_eq!(ks.peek(key).map(|e| e.value.to_vec()), Some(value.to_vec()));
+        }
+    }
+
+    /// The churn of the test above with writing behind and passes running alongside: reads
+    /// stay exact, and after a last pass and a crash (no shutdown flush) every key comes back
+    /// with its last value. So every entry memory holds unwritten was on a stripe's list (or
+    /// was written by its handoff), and no pass wrote an outdated value.
+    #[test]
+    fn writing_behind_loses_nothing_a_pass_has_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ks = open_behind(dir.path(), 256 << 20);
+        let done = AtomicBool::new(false);
+        let model = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    ks.maintain();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            });
+            let model = churn(&ks, false);
+            done.store(true, Ordering::Relaxed);
+            model
+        });
+        assert_eq!(ks.len(), model.len(), "each key is counted once");
+        ks.maintain();
+        drop(ks);
+        let ks = open(dir.path(), 256 << 20);
+        assert_eq!(ks.len(), model.len(), "after a crash");
+        for (key, value) in &model {
+            assert_eq!(ks.peek(key).map(|e| e.value.to_vec()), Some(value.clone()));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Fsync};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, WriteBehind};
 use crate::state::Shared;
 use crate::{client, metrics};
 
@@ -92,7 +92,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
         None => None,
     };
-    let keyspace = Keyspace::new(config.maxmemory, disk).map_err(StartError::Memory)?;
+    // Written behind once a second, the interval `everysec` may lose anyway (and `no` more);
+    // `always` writes through.
+    let write_behind = (config.fsync != Fsync::Always).then_some(WriteBehind {
+        every: Duration::from_secs(1),
+        sync: config.fsync == Fsync::Everysec,
+    });
+    let keyspace =
+        Keyspace::new(config.maxmemory, disk, write_behind).map_err(StartError::Memory)?;
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr)
         .await

@@ -301,6 +301,22 @@ impl DiskStore {
         self.inner.put(key, value, options, false)
     }
 
+    /// Takes `key` out of the index without reading or writing anything, for a tier in front
+    /// that now holds a newer value and will write it later
+    /// ([`insert_owned`](Self::insert_owned) or [`adopt`](Self::adopt)). Until then a crash
+    /// brings back the key's last record, as after any lost write. The same one-thread-per-key
+    /// rule as for `insert_owned` applies.
+    pub fn release(&self, key: &[u8]) {
+        let inner = &*self.inner;
+        let hash = inner.hasher.hash_one(key);
+        if inner.index.peek(hash).is_none() {
+            return;
+        }
+        let mut st = inner.state.lock();
+        st.tags.forget(hash);
+        inner.index.remove_any(hash);
+    }
+
     /// Indexes `key` again after an [`insert_owned`](Self::insert_owned) (or a
     /// [`take`](Self::take)): `value` and `options` must be what that record holds, and `at`
     /// is where it was written. If that record is gone (its segment was evicted meanwhile) or

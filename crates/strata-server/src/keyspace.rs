@@ -1,24 +1,25 @@
 //! The data: Strata's memory tier in front of its disk tier, with Redis's semantics on top.
 //!
 //! A write goes to the disk tier's log first (when there is one), then to memory, or is
-//! written behind (below). Memory
-//! holds the hot keys (bounded by `maxmemory`, W-TinyLFU); the disk tier's index holds the
-//! others, so each key has one index entry, not two. A memory entry remembers where its
-//! record is; when memory evicts it, the disk tier indexes that record (a *handoff*), and a
-//! read that misses memory takes the entry out of the disk index back into memory.
+//! written behind (below). Memory holds the hot keys (bounded by `maxmemory`, W-TinyLFU); the
+//! disk tier's index holds the others, so each key has one index entry, not two. A memory
+//! entry remembers where its record is; when memory evicts it, the disk tier indexes that
+//! record (a *handoff*), and a read that misses memory takes the entry out of the disk index
+//! back into memory.
 //!
 //! **Writing behind.** Unless every write must be synced (`--fsync always`), a SET does not
 //! write the disk tier at once: the entry goes to memory without a record place, and its key
 //! onto its stripe's *unwritten* list, unless the entry it replaced was unwritten too (then
 //! the key is listed already; the memory tier's synchronous listener tells, as it sees the
 //! old entry leave). A key memory did not hold leaves the disk tier's index, as a written
-//! SET's record would make it. Every memory entry without a record place is listed. Once per sync
-//! interval a pass writes each listed key's current entry, gives the memory entry its record
-//! place, and syncs the log. A key set ten times in a second is written once. An entry memory
-//! evicts before the pass is written by its handoff (which writes any entry without a record
-//! place), and a clean shutdown writes all. A crash loses at most the writes of the last
-//! interval, as the sync interval alone already allowed. Entries with an expiry or tags, and
-//! SETs to a stripe with too many unwritten keys, are written through (see `KeyGuard::set`).
+//! SET's record would make it. Every memory entry without a record place is listed. Once per
+//! sync interval a pass writes each listed key's current entry, gives the memory entry its
+//! record place, and syncs the log. A key set ten times in a second is written once. An entry
+//! memory evicts before the pass is written by its handoff (which writes any entry without a
+//! record place), and a clean shutdown writes all. A crash loses at most the writes of the
+//! last interval, as the sync interval alone already allowed. Entries with an expiry or tags,
+//! and SETs to a stripe with too many unwritten keys, are written through (see
+//! `KeyGuard::set`).
 //!
 //! Writes to one key serialize on a striped lock. An eviction can happen on any thread, so
 //! the memory tier reports it under its own lock (a synchronous listener) into a per-stripe
@@ -678,7 +679,7 @@ impl KeyGuard<'_> {
         if let Some(disk) = self.ks.disk.as_ref().filter(|_| !behind) {
             thread_local! {
                 /// Scratch for the disk encoding: a pipelined SET should not allocate.
-                static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+                static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
             }
             let record = SCRATCH.with_borrow_mut(|scratch| {
                 scratch.clear();

@@ -28,7 +28,7 @@
 //! handoffs, then its disk step. Commands that touch several keys at once (and `EXEC`) take
 //! the keyspace's write lock, the others its read lock.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::num::NonZeroU64;
@@ -83,7 +83,7 @@ enum Replaced {
 
 thread_local! {
     /// Set by the memory tier's synchronous listener on this thread (see [`Replaced`]).
-    static REPLACED: std::cell::Cell<Replaced> = const { std::cell::Cell::new(Replaced::Nothing) };
+    static REPLACED: Cell<Replaced> = const { Cell::new(Replaced::Nothing) };
 }
 
 /// A stored value: 40 bytes, with values up to 14 bytes inline.
@@ -531,7 +531,6 @@ impl Keyspace {
                 }
             }
             self.drain(stripe);
-            drop(held);
         }
         if sync && let Err(e) = disk.flush() {
             self.disk_error(&e);

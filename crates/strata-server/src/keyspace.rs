@@ -689,6 +689,10 @@ impl KeyGuard<'_> {
                 record
             })?;
             entry.record = Some(record);
+        } else {
+            // Not on disk (yet). An entry read back for a read-modify-write carries the place
+            // of the record it was read with, which holds the old value.
+            entry.record = None;
         }
         // The key is copied out of the request (whose bytes share the connection's read
         // buffer); the value was, when the entry was made.
@@ -794,7 +798,24 @@ mod tests {
             for step in 0..20_000u64 {
                 let key = Bytes::from(format!("t{t}:k{}", next(&mut rng) % KEYS));
                 match next(&mut rng) % 100 {
-                    0..50 => {
+                    0..5 => {
+                        // A read-modify-write, as APPEND does: the entry read back carries
+                        // its record's place and its tags.
+                        let guard = ks.lock(&key);
+                        let entry = match guard.get() {
+                            Some(old) => {
+                                let value = [&old.value[..], b"+"].concat();
+                                old.with_value(&value)
+                            }
+                            None => Entry::new(b"+"),
+                        };
+                        let value = entry.value.to_vec();
+                        guard.set(entry).expect("append");
+                        drop(guard);
+                        let tagged = model.get(&key).is_some_and(|(_, tagged)| *tagged);
+                        model.insert(key, (value, tagged));
+                    }
+                    5..50 => {
                         let value = format!("{t}-{step}").into_bytes();
                         let tagged = next(&mut rng).is_multiple_of(4);
                         let mut entry = Entry::new(&value);
@@ -940,7 +961,12 @@ mod tests {
         ks.lock(b"expiring").set(expiring).expect("set");
         assert_eq!(disk_inserts(&ks), 3, "written through");
 
-        ks.lock(b"k").set(Entry::new(b"last")).expect("set");
+        // A read-modify-write (APPEND, INCR) sets an entry read back from memory, which
+        // carries the place of the record it was read with: that record holds the old value.
+        let guard = ks.lock(b"k");
+        let read = guard.get().expect("k");
+        guard.set(read.with_value(b"last")).expect("set");
+        drop(guard);
         ks.maintain();
         drop(ks); // a crash: no shutdown flush
         let ks = open(dir.path(), 256 << 20);
@@ -961,6 +987,14 @@ mod tests {
     fn writing_behind_loses_nothing_a_pass_has_written() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ks = open_behind(dir.path(), 256 << 20);
+        /// Stops the passes when the churn ends, also by a failed assertion (else the scope
+        /// would wait for them forever).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
         let done = AtomicBool::new(false);
         let model = std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -969,9 +1003,8 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(2));
                 }
             });
-            let model = churn(&ks, false);
-            done.store(true, Ordering::Relaxed);
-            model
+            let _done = Done(&done);
+            churn(&ks, false)
         });
         assert_eq!(ks.len(), model.len(), "each key is counted once");
         ks.maintain();

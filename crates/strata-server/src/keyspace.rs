@@ -204,6 +204,28 @@ pub(crate) struct KeyspaceStats {
     pub(crate) disk_errors: AtomicU64,
 }
 
+/// Appends `entry`'s record for `key` to the disk log without indexing it
+/// ([`DiskStore::insert_owned`]); where it went.
+fn write_owned(
+    disk: &DiskStore,
+    key: &[u8],
+    entry: &Entry,
+    options: &InsertOptions,
+) -> Result<RecordRef, strata::Error> {
+    thread_local! {
+        /// Scratch for the disk encoding: a pipelined SET should not allocate.
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        let record = entry
+            .encode_into(scratch)
+            .and_then(|()| disk.insert_owned(key, scratch, options));
+        scratch.shrink_to(64 << 10);
+        record
+    })
+}
+
 /// A reader-writer lock whose readers spread over 16 cache-padded locks by thread, so
 /// single-key commands on different threads do not bounce one lock's cache line; a writer
 /// takes all 16 in order.
@@ -515,10 +537,7 @@ impl Keyspace {
                     continue;
                 }
                 let options = entry.options(now);
-                match entry
-                    .encode()
-                    .and_then(|bytes| disk.insert_owned(&key, &bytes, &options))
-                {
+                match write_owned(disk, &key, &entry, &options) {
                     Ok(record) => {
                         entry.record = Some(record);
                         self.memory.insert_with(key, entry, &options);
@@ -649,10 +668,7 @@ impl KeyGuard<'_> {
             .insert_with(key, entry.clone(), &entry.options(now));
         if entry.record.is_none() && self.ks.write_behind.is_some() {
             // Its record was evicted while it was read: memory holds the only copy.
-            self.held
-                .unwritten
-                .borrow_mut()
-                .push(CompactBytes::new(self.key));
+            self.list_unwritten();
         }
         Some(entry)
     }
@@ -676,19 +692,7 @@ impl KeyGuard<'_> {
             && entry.tags.is_none()
             && self.held.unwritten.borrow().len() < MAX_UNWRITTEN;
         if let Some(disk) = self.ks.disk.as_ref().filter(|_| !behind) {
-            thread_local! {
-                /// Scratch for the disk encoding: a pipelined SET should not allocate.
-                static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-            }
-            let record = SCRATCH.with_borrow_mut(|scratch| {
-                scratch.clear();
-                let record = entry
-                    .encode_into(scratch)
-                    .and_then(|()| disk.insert_owned(self.key, scratch, &options));
-                scratch.shrink_to(64 << 10);
-                record
-            })?;
-            entry.record = Some(record);
+            entry.record = Some(write_owned(disk, self.key, &entry, &options)?);
         } else {
             // Not on disk (yet). An entry read back for a read-modify-write carries the place
             // of the record it was read with, which holds the old value.
@@ -709,15 +713,20 @@ impl KeyGuard<'_> {
                 disk.release(self.key);
             }
             if replaced != Replaced::Unwritten {
-                self.held
-                    .unwritten
-                    .borrow_mut()
-                    .push(CompactBytes::new(self.key));
+                self.list_unwritten();
             }
         }
         self.ks.drain(self.stripe);
         self.ks.touch(self.key);
         Ok(())
+    }
+
+    /// Puts the key on its stripe's unwritten list, for the next pass to write.
+    fn list_unwritten(&self) {
+        self.held
+            .unwritten
+            .borrow_mut()
+            .push(CompactBytes::new(self.key));
     }
 
     /// Removes the key; true if it held a live entry.

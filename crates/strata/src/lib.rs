@@ -41,7 +41,7 @@
 //! assert_eq!(store.get(b"page:/about")?, Some(b"<h1>About</h1>".to_vec()));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod clock;
 mod coalesce;

@@ -4,6 +4,7 @@ mod adaptation;
 mod builder;
 mod cache;
 mod loading;
+pub(crate) mod prefetch;
 pub(crate) mod removals;
 pub(crate) mod shard;
 

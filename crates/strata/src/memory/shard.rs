@@ -17,6 +17,7 @@ use foldhash::HashMap;
 use hashbrown::HashTable;
 
 use crate::listener::RemovalCause;
+use crate::memory::prefetch::prefetch;
 use crate::memory::removals::Removals;
 use crate::options::Tag;
 use crate::policy::ghost::Ghost;
@@ -294,7 +295,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let idx = self.find(hash, key)?;
+        let Some(idx) = self.find(hash, key) else {
+            // A miss is usually followed by an insert, which counts the key.
+            self.sketch.prefetch(hash);
+            return None;
+        };
         let entry = self.entry(idx);
         if entry.timed {
             let timing = &self.timing[idx as usize];
@@ -349,7 +354,25 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             }
         };
         self.evict(out);
+        self.prefetch_heads();
         added
+    }
+
+    /// Prefetches what the next write's eviction starts with: the sketch block of each queue's
+    /// head (its duel or its folded hits) and the slot after it.
+    fn prefetch_heads(&self) {
+        for list in &self.lists {
+            if list.head != NIL {
+                self.sketch.prefetch(self.hash_of(list.head));
+                self.prefetch_slot(self.entry(list.head).next);
+            }
+        }
+    }
+
+    fn prefetch_slot(&self, idx: u32) {
+        if let Some(slot) = self.slots.get(idx as usize) {
+            prefetch(slot);
+        }
     }
 
     fn replace(&mut self, idx: u32, new: NewEntry<K, V>, now: u64, out: &mut Removals<'_, K, V>) {
@@ -731,7 +754,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Clears the entry's hit counter, folding the hits into the sketch; true if it had any.
     fn take_hits(&mut self, idx: u32) -> bool {
-        let hits = std::mem::take(self.entry_mut(idx).hits.get_mut());
+        let entry = self.entry_mut(idx);
+        let hits = std::mem::take(entry.hits.get_mut());
+        // The policy walks on from a head it examines: load the next one meanwhile.
+        let next = entry.next;
+        self.prefetch_slot(next);
         if hits > 0 {
             let hash = self.hash_of(idx);
             self.sketch.increment_by(hash, hits);

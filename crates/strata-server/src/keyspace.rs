@@ -530,7 +530,7 @@ impl Keyspace {
             self.drain(stripe);
             let now = now_ms();
             for key in keys {
-                let Some(mut entry) = self.memory.peek(&key[..]) else {
+                let Some(entry) = self.memory.peek(&key[..]) else {
                     continue;
                 };
                 if entry.record.is_some() || entry.expired(now) {
@@ -538,9 +538,10 @@ impl Keyspace {
                 }
                 let options = entry.options(now);
                 match write_owned(disk, &key, &entry, &options) {
+                    // Not an access nor a new value: the entry keeps its place and statistics.
+                    // Gone meanwhile (evicted), it is its handoff's to write.
                     Ok(record) => {
-                        entry.record = Some(record);
-                        self.memory.insert_with(key, entry, &options);
+                        self.memory.update(&key[..], |e| e.record = Some(record));
                     }
                     // Memory keeps serving it; the next pass tries again.
                     Err(e) => {
@@ -959,8 +960,14 @@ mod tests {
             ks.peek(b"k").map(|e| e.value.to_vec()),
             Some(b"v99".to_vec())
         );
+        let before = ks.memory().stats();
         ks.maintain();
         assert_eq!(disk_inserts(&ks), 1, "one record for 100 SETs");
+        assert_eq!(
+            ks.memory().stats(),
+            before,
+            "the pass is neither an access nor a write of the memory tier"
+        );
         ks.maintain();
         assert_eq!(disk_inserts(&ks), 1, "nothing left to write");
 

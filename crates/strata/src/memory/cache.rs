@@ -292,6 +292,43 @@ where
         }
     }
 
+    /// Changes the live value for `key` in place; false if there is none. Not an access and
+    /// not a replacement: the entry keeps its place in the eviction order, its expiry and its
+    /// tags; no statistic counts it and no listener hears of it. The entry is re-weighed (and
+    /// the cache evicts if it is now over its bound). `change` runs under a shard's lock: it
+    /// must not use this cache.
+    ///
+    /// For bookkeeping a value carries (a version, where a copy of it was written) rather than
+    /// for a new value, which [`insert`](Self::insert) sets as an access.
+    ///
+    /// ```
+    /// let cache = strata::Cache::new(10);
+    /// cache.insert("page", (String::from("<h1>Hi</h1>"), false));
+    /// assert!(cache.update(&"page", |(_, saved)| *saved = true));
+    /// assert_eq!(cache.peek(&"page"), Some((String::from("<h1>Hi</h1>"), true)));
+    /// assert!(!cache.update(&"absent", |(_, saved)| *saved = true));
+    /// assert_eq!(cache.stats().inserts, 1);
+    /// ```
+    pub fn update<Q>(&self, key: &Q, change: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (hash, lock) = self.shard_for(key);
+        let mut removals = self.removals();
+        let weigher = self.inner.weigher.as_ref();
+        let updated = lock.write().shard.update(
+            hash,
+            key,
+            || self.now(),
+            change,
+            |key, value| weigher.map_or(1, |w| w(key, value)),
+            &mut removals,
+        );
+        self.finish(removals);
+        updated
+    }
+
     /// Removes `key`, returning its value if it had a live one.
     pub fn remove<Q>(&self, key: &Q) -> Option<V>
     where
@@ -494,6 +531,7 @@ mod tests {
             tag: Option<u8>,
         },
         Get(u8),
+        Update(u8),
         Remove(u8),
         InvalidateTag(u8),
         Advance(u8),
@@ -506,6 +544,7 @@ mod tests {
             4 => (any::<u8>(), proptest::option::of(1..20_u8), proptest::option::of(0..4_u8))
                 .prop_map(|(key, ttl, tag)| Op::Insert { key: key % 64, ttl, tag }),
             4 => any::<u8>().prop_map(|k| Op::Get(k % 64)),
+            1 => any::<u8>().prop_map(|k| Op::Update(k % 64)),
             1 => any::<u8>().prop_map(|k| Op::Remove(k % 64)),
             1 => (0..4_u8).prop_map(Op::InvalidateTag),
             1 => (1..10_u8).prop_map(Op::Advance),
@@ -567,6 +606,16 @@ mod tests {
                         if let Some(value) = cache.get(&key) {
                             let expected = live.map(|m| m.value);
                             prop_assert_eq!(Some(value), expected, "key {} returned a stale or dead value", key);
+                        }
+                    }
+                    Op::Update(key) => {
+                        // +2 keeps the value's parity, which `RetainEven` goes by.
+                        let updated = cache.update(&key, |v| *v += 2);
+                        let live = model.get_mut(&key).filter(|m| m.deadline.is_none_or(|d| d > now));
+                        match live {
+                            Some(m) if updated => m.value += 2,
+                            Some(_) => {} // evicted
+                            None => prop_assert!(!updated, "key {} updated though dead", key),
                         }
                     }
                     Op::Remove(key) => {
@@ -631,6 +680,68 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         assert_eq!(cache.remove(&8), None);
         assert_eq!(*causes.lock().expect("lock"), [RemovalCause::Expired]);
+    }
+
+    /// `update` changes a value without being an access or a replacement: no statistic, no
+    /// listener; the entry keeps its expiry and its tags, and is re-weighed.
+    #[test]
+    fn update_changes_a_value_in_place() {
+        let clock = MockClock::new();
+        let causes = Arc::new(StdMutex::new(Vec::new()));
+        let sink = causes.clone();
+        let cache = Cache::<u32, Vec<u8>>::builder()
+            .max_capacity(100)
+            .weigher(|_, v: &Vec<u8>| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .shards(1)
+            .clock(clock.clone())
+            .eviction_listener(move |k, _, cause| sink.lock().expect("lock").push((k, cause)))
+            .build()
+            .expect("valid config");
+        let options = InsertOptions::new().ttl(Duration::from_secs(10)).tag("t");
+        cache.insert_with(1, vec![0; 10], &options);
+        cache.insert(2, vec![0; 10]);
+        let before = cache.stats();
+
+        assert!(cache.update(&1, |v| v.push(7)));
+        assert!(
+            !cache.update(&3, |v| v.push(7)),
+            "no entry, nothing to change"
+        );
+        assert_eq!(cache.peek(&1).map(|v| v.len()), Some(11));
+        assert_eq!(cache.weighted_size(), 21, "re-weighed");
+        assert_eq!(cache.stats(), before, "not counted");
+        assert!(causes.lock().expect("lock").is_empty(), "not a removal");
+        assert_eq!(cache.invalidate_tag("t"), 1, "its tags stay");
+
+        cache.insert_with_ttl(1, vec![0; 10], Duration::from_secs(10));
+        clock.advance(Duration::from_secs(10));
+        assert!(!cache.update(&1, |v| v.push(7)), "its expiry stays");
+
+        // Heavier than the bound now: evicted, as an insert of it would be refused.
+        assert!(cache.update(&2, |v| v.resize(101, 0)));
+        assert_eq!(cache.peek(&2), None);
+        assert!(cache.weighted_size() <= 100);
+        cache.check();
+    }
+
+    /// A peek does not reset the time-to-idle; a get does.
+    #[test]
+    fn peek_is_not_an_access() {
+        let clock = MockClock::new();
+        let cache = Cache::<u32, u32>::builder()
+            .max_capacity(10)
+            .time_to_idle(Duration::from_secs(10))
+            .clock(clock.clone())
+            .build()
+            .expect("valid config");
+        cache.insert(1, 1);
+        cache.insert(2, 2);
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(cache.peek(&1), Some(1));
+        assert_eq!(cache.get(&2), Some(2));
+        clock.advance(Duration::from_secs(6));
+        assert_eq!(cache.peek(&1), None, "idle for 12 s");
+        assert_eq!(cache.peek(&2), Some(2), "idle for 6 s");
     }
 
     #[test]

@@ -15,8 +15,10 @@ where
     V: Clone,
     S: BuildHasher + Clone,
 {
-    /// Like [`get`](Self::get), but not counted in the statistics: for a second look after a
-    /// counted miss (a tier below re-checking under its own lock, a coalesced load).
+    /// Like [`get`](Self::get), but not an access: not counted in the statistics, not seen by
+    /// the eviction policy, and it does not reset a time-to-idle (as quick_cache's `peek`). For
+    /// a second look after a counted miss (a tier below re-checking under its own lock, a
+    /// coalesced load), or for maintenance that reads entries.
     ///
     /// ```
     /// let cache = strata::Cache::new(10);
@@ -30,7 +32,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let (hash, shard) = self.shard_for(key);
-        shard.read().shard.get(hash, key, || self.now())
+        shard.read().shard.peek(hash, key, || self.now())
     }
 
     /// The value for `key`, computing and caching it with `init` on a miss.

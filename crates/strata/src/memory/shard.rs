@@ -315,6 +315,56 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         Some(entry.value.clone())
     }
 
+    /// The live value for `key` without counting an access: the entry's hit counter and idle
+    /// time stay as they were.
+    pub(crate) fn peek<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        let entry = self.entry(idx);
+        (!entry.timed || self.deadline(idx) > now()).then(|| entry.value.clone())
+    }
+
+    /// Changes the live value for `key` in place with `change`, then re-weighs it with `weigh`
+    /// (evicting if the shard is over its capacity). Not an access: its place in the eviction
+    /// order, its hit counter, expiry and tags stay. False if there is no live entry.
+    pub(crate) fn update<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: impl FnOnce() -> u64,
+        change: impl FnOnce(&mut V),
+        weigh: impl FnOnce(&K, &V) -> u32,
+        out: &mut Removals<'_, K, V>,
+    ) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let Some(idx) = self.find(hash, key) else {
+            return false;
+        };
+        if self.entry(idx).timed && self.deadline(idx) <= now() {
+            return false;
+        }
+        let entry = self.entry_mut(idx);
+        change(&mut entry.value);
+        let weight = weigh(&entry.key, &entry.value);
+        let old_weight = std::mem::replace(&mut entry.weight, weight);
+        let region = entry.region as usize;
+        self.lists[region].weight =
+            self.lists[region].weight - u64::from(old_weight) + u64::from(weight);
+        self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+        if u64::from(weight) > self.capacity {
+            // Too heavy to ever fit, as `insert` would refuse it.
+            self.evict_entry(idx, out);
+        }
+        self.evict(out);
+        true
+    }
+
     /// True if `key` has a live entry; does not count as an access.
     pub(crate) fn contains<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> bool
     where
@@ -883,6 +933,22 @@ mod tests {
     use crate::policy::minisim::CANDIDATES;
 
     type TestShard = Shard<u64, u64, foldhash::fast::FixedState>;
+
+    /// A peek leaves the entry's hit counter alone: the policy does not see it as an access.
+    #[test]
+    fn peeking_is_not_an_access() {
+        let mut shard = TestShard::new(8, 8, None, 1, foldhash::fast::FixedState::default());
+        put(&mut shard, 1);
+        let hash = shard.hasher.hash_one(1_u64);
+        let hits = |shard: &TestShard| {
+            let idx = shard.find(hash, &1).expect("present");
+            shard.entry(idx).hits.load(Ordering::Relaxed)
+        };
+        assert_eq!(shard.peek(hash, &1, || 0), Some(1));
+        assert_eq!(hits(&shard), 0);
+        assert_eq!(shard.get(hash, &1, || 0), Some(1));
+        assert_eq!(hits(&shard), 1);
+    }
 
     fn put(shard: &mut TestShard, key: u64) {
         let new = NewEntry {

@@ -352,11 +352,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         let entry = self.entry_mut(idx);
         change(&mut entry.value);
         let weight = weigh(&entry.key, &entry.value);
-        let old_weight = std::mem::replace(&mut entry.weight, weight);
-        let region = entry.region as usize;
-        self.lists[region].weight =
-            self.lists[region].weight - u64::from(old_weight) + u64::from(weight);
-        self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+        self.set_weight(idx, weight);
         if u64::from(weight) > self.capacity {
             // Too heavy to ever fit, as `insert` would refuse it.
             self.evict_entry(idx, out);
@@ -429,15 +425,20 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         self.untag(idx);
         let entry = self.entry_mut(idx);
         let old_value = std::mem::replace(&mut entry.value, new.value);
-        let old_weight = std::mem::replace(&mut entry.weight, new.weight);
         entry.mark_hit();
-        let region = entry.region as usize;
-        self.lists[region].weight =
-            self.lists[region].weight - u64::from(old_weight) + u64::from(new.weight);
-        self.weight = self.weight - u64::from(old_weight) + u64::from(new.weight);
+        self.set_weight(idx, new.weight);
         self.set_timing(idx, new.expires_at, now);
         self.set_tags(idx, new.tags);
         out.push(new.key, old_value, RemovalCause::Replaced);
+    }
+
+    /// Gives the entry a new weight, keeping its list's and the shard's totals.
+    fn set_weight(&mut self, idx: u32, weight: u32) {
+        let entry = self.entry_mut(idx);
+        let old = std::mem::replace(&mut entry.weight, weight);
+        let region = entry.region as usize;
+        self.lists[region].weight = self.lists[region].weight - u64::from(old) + u64::from(weight);
+        self.weight = self.weight - u64::from(old) + u64::from(weight);
     }
 
     /// Records the entry's expiry data and schedules its deadline; older deadline-heap nodes

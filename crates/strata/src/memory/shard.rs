@@ -322,9 +322,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let idx = self.find(hash, key)?;
-        let entry = self.entry(idx);
-        (!entry.timed || self.deadline(idx) > now()).then(|| entry.value.clone())
+        let idx = self.find_live(hash, key, now)?;
+        Some(self.entry(idx).value.clone())
     }
 
     /// Changes the live value for `key` in place with `change`, then re-weighs it with `weigh`
@@ -343,12 +342,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Some(idx) = self.find(hash, key) else {
+        let Some(idx) = self.find_live(hash, key, now) else {
             return false;
         };
-        if self.entry(idx).timed && self.deadline(idx) <= now() {
-            return false;
-        }
         let entry = self.entry_mut(idx);
         change(&mut entry.value);
         let weight = weigh(&entry.key, &entry.value);
@@ -367,8 +363,17 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.find_live(hash, key, now).is_some()
+    }
+
+    /// The slot of `key`'s entry if it is live (its deadline, if any, is after `now`).
+    fn find_live<Q>(&self, hash: u64, key: &Q, now: impl FnOnce() -> u64) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.find(hash, key)
-            .is_some_and(|idx| !self.entry(idx).timed || self.deadline(idx) > now())
+            .filter(|&idx| !self.entry(idx).timed || self.deadline(idx) > now())
     }
 
     /// Inserts or replaces an entry, then evicts until the shard is within capacity.

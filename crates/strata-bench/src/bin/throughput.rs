@@ -36,6 +36,10 @@ struct Args {
     /// Rounds; caches take turns each round and the median is reported (the machine is shared).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Shards for Strata and quick_cache alike (a power of two); each cache's own default if
+    /// not given. moka's sync cache has no shards.
+    #[arg(long)]
+    shards: Option<usize>,
 }
 
 /// Operations per thread: a key, and whether it is a read.
@@ -64,23 +68,40 @@ fn main() -> Result<(), String> {
     for _ in 0..args.rounds {
         for (name, samples) in args.cache.iter().zip(&mut samples) {
             samples.push(match name.as_str() {
-                "strata" => run(
-                    Arc::new(strata::Cache::<u64, u64>::new(args.capacity)),
-                    &workloads,
-                    args.secs,
-                ),
+                "strata" => {
+                    let mut builder =
+                        strata::Cache::<u64, u64>::builder().max_capacity(args.capacity);
+                    if let Some(shards) = args.shards {
+                        builder = builder.shards(shards);
+                    }
+                    run(
+                        Arc::new(builder.build().map_err(|e| e.to_string())?),
+                        &workloads,
+                        args.secs,
+                    )
+                }
                 "moka" => run(
                     Arc::new(moka::sync::Cache::<u64, u64>::new(args.capacity)),
                     &workloads,
                     args.secs,
                 ),
-                "quick_cache" => run(
-                    Arc::new(quick_cache::sync::Cache::<u64, u64>::new(
-                        args.capacity as usize,
-                    )),
-                    &workloads,
-                    args.secs,
-                ),
+                "quick_cache" => {
+                    let cache = match args.shards {
+                        None => quick_cache::sync::Cache::<u64, u64>::new(args.capacity as usize),
+                        Some(shards) => quick_cache::sync::Cache::with_options(
+                            quick_cache::OptionsBuilder::new()
+                                .estimated_items_capacity(args.capacity as usize)
+                                .weight_capacity(args.capacity)
+                                .shards(shards)
+                                .build()
+                                .map_err(|e| e.to_string())?,
+                            quick_cache::UnitWeighter,
+                            quick_cache::DefaultHashBuilder::default(),
+                            quick_cache::sync::DefaultLifecycle::default(),
+                        ),
+                    };
+                    run(Arc::new(cache), &workloads, args.secs)
+                }
                 other => {
                     return Err(format!(
                         "unknown cache {other:?}; expected one of {:?}",

@@ -321,10 +321,11 @@ pub(crate) struct KeyGuard<'a> {
 }
 
 /// The memory tier's shard count: 4 per CPU, fewer than the library's default of 16. With 16,
-/// a million small entries cost 4 B more each in used memory and RSS (measured, cause not
-/// pinned down: likely the allocator keeping what many smaller tables and slabs free as they
-/// grow), which put Strata above Redis's memory per key; SETs also took 2–5% more CPU, while
-/// GETs gained ~6% (docs/benchmarks.md).
+/// a million small entries cost 4 B more each in used memory and RSS, which put Strata above
+/// Redis's memory per key (measured; the cause is not pinned down, likely the allocator
+/// keeping the smaller sketches each shard frees as its sketch regrows: a weighted cache
+/// cannot size them up front). SETs also took 2–5% more CPU, while GETs gained ~6%
+/// (docs/benchmarks.md).
 fn memory_shards() -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
     (cpus * 4).next_power_of_two()

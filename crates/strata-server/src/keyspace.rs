@@ -322,10 +322,9 @@ pub(crate) struct KeyGuard<'a> {
 
 /// The memory tier's shard count: 4 per CPU, fewer than the library's default of 16. With 16,
 /// a million small entries cost 4 B more each in used memory and RSS, which put Strata above
-/// Redis's memory per key (measured; the cause is not pinned down, likely the allocator
-/// keeping the smaller sketches each shard frees as its sketch regrows: a weighted cache
-/// cannot size them up front). SETs also took 2–5% more CPU, while GETs gained ~6%
-/// (docs/benchmarks.md).
+/// Redis's memory per key (measured; the cause is not pinned down: the library's own caches,
+/// unit or weighted, pay ~0.5 B per entry for it). SETs also took 2–5% more CPU, while GETs
+/// gained ~6% (docs/benchmarks.md).
 fn memory_shards() -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
     (cpus * 4).next_power_of_two()

@@ -67,9 +67,9 @@ impl FrequencySketch {
     /// The block of `hash`, and for each of its four counters the word and bit shift.
     #[inline]
     fn locate(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
-        let block_hash = spread(hash ^ self.seed);
+        let block_hash = self.mix(hash);
         let counter_hash = rehash(block_hash);
-        let block = (block_hash >> 32) as usize & self.mask;
+        let block = self.block_of(block_hash);
         let counters = std::array::from_fn(|i| {
             let h = (counter_hash >> (i << 3)) as u32;
             let index = (h >> 1) & 15;
@@ -83,8 +83,20 @@ impl FrequencySketch {
     /// after: the block is most often a cache miss, and this lets it overlap other work.
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
-        let block = (spread(hash ^ self.seed) >> 32) as usize & self.mask;
+        let block = self.block_of(self.mix(hash));
         crate::memory::prefetch::prefetch(&self.table[block]);
+    }
+
+    /// A key hash mixed with this sketch's seed (see the module docs).
+    #[inline]
+    fn mix(&self, hash: u64) -> u64 {
+        spread(hash ^ self.seed)
+    }
+
+    /// The block a mixed hash picks.
+    #[inline]
+    fn block_of(&self, mixed: u64) -> usize {
+        (mixed >> 32) as usize & self.mask
     }
 
     /// Estimated recent frequency of `hash`, `0..=15`.

@@ -405,7 +405,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             }
         };
         self.evict(out);
-        self.prefetch_heads();
+        if added {
+            // A replacement seldom moves the heads (only a heavier value makes room): the
+            // loads would be wasted, and replacements are most writes in a read-mostly mix.
+            self.prefetch_heads();
+        }
         added
     }
 

@@ -17,9 +17,21 @@ pub(super) const ADAPT_EVERY_INSERTS: u32 = 64;
 const SAMPLE_PER_CAPACITY: u64 = 10;
 /// Sampled requests are replayed in the mini caches in batches of this many.
 const SAMPLE_BATCH: usize = 64;
-/// After an active period the simulations rest this many times as long: a quarter of the
-/// requests pay for sampling, which keeps its cost near a nanosecond per read.
+/// After an active period that changed the shape, the simulations rest this many times as
+/// long: a quarter of the requests pay for sampling.
 const REST_FACTOR: u64 = 3;
+/// Each active period that kept the shape doubles the next rest, up to this many active
+/// periods (the simulations then run during 1 request in 25): a workload that stays put stops paying for the
+/// simulations. A small cache needs this most: its mini caches are as large as itself and
+/// replay every request seven times, which halved its throughput at 1,000 entries.
+const MAX_REST_FACTOR: u64 = 24;
+/// A resting simulation wakes early, and its rests start over from [`REST_FACTOR`], when the
+/// live cache's hit ratio over an active period's worth of requests falls this far below its
+/// level in the last active period: the workload changed, and the shape may no longer fit it.
+/// Only a fall counts: the shape in use is doing better, not worse. A window as long as an
+/// active period keeps a bursty trace's swings from waking the simulations (more active
+/// periods than now cost lirs-sprite up to 0.7 points).
+const DRIFT: f64 = 0.05;
 
 /// The shape shared by all shards, and what chooses it.
 pub(super) struct Adaptation {
@@ -60,7 +72,7 @@ impl Adaptation {
     pub(super) fn on_read(&self, hash: u64, stats: &ThreadCounters) {
         if let Some(sampler) = &self.sampler
             && sampler.samples(hash)
-            && let Some(shape) = sampler.record(hash, || requests(stats))
+            && let Some(shape) = sampler.record(hash, stats)
         {
             self.publish(shape);
         }
@@ -70,7 +82,7 @@ impl Adaptation {
     /// feeds the climber (weighted caches).
     pub(super) fn on_inserts(&self, stats: &ThreadCounters) {
         if let Some(sampler) = &self.sampler {
-            sampler.maybe_wake(|| requests(stats));
+            sampler.maybe_wake(stats);
             return;
         }
         if !self.full.load(Ordering::Relaxed) {
@@ -99,9 +111,27 @@ impl Adaptation {
     }
 }
 
-/// Requests (hits + misses) so far.
-fn requests(stats: &ThreadCounters) -> u64 {
-    stats.get(Counter::Hits) + stats.get(Counter::Misses)
+/// Hits and requests (hits + misses) so far.
+fn counts(stats: &ThreadCounters) -> (u64, u64) {
+    let hits = stats.get(Counter::Hits);
+    (hits, hits + stats.get(Counter::Misses))
+}
+
+/// The live cache's hit ratio as a resting simulation watches it.
+struct Watch {
+    /// The hit ratio over the last active period: the level the shape in use was chosen at.
+    reference: f64,
+    /// Hits and requests at the start of the active period, or of the current watch window.
+    start: (u64, u64),
+}
+
+impl Watch {
+    /// The hit ratio since `start`, and the requests it covers.
+    fn since(&self, (hits, requests): (u64, u64)) -> (f64, u64) {
+        let n = requests.saturating_sub(self.start.1);
+        let ratio = hits.saturating_sub(self.start.0) as f64 / n.max(1) as f64;
+        (ratio, n)
+    }
 }
 
 /// Feeds sampled requests to the miniature simulations (see `policy/minisim.rs`). They run in
@@ -112,9 +142,14 @@ struct Sampler {
     active: AtomicBool,
     /// The cache's request count at which resting simulations wake up.
     wake_at: AtomicU64,
-    /// Sampling rate denominator: one key in `den` is sampled.
-    den: u64,
-    /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use).
+    /// The length of the next rest, in active periods (written under the `sim` lock).
+    rest_factor: AtomicU64,
+    watch: Mutex<Watch>,
+    /// The requests of one active period: the unit of a rest's length, and the window over
+    /// which a resting simulation watches the live hit ratio.
+    period: u64,
+    /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use):
+    /// one key in `mask + 1`.
     mask: u64,
     /// Per-thread-stripe buffers of sampled hashes: a sampled read never touches a queue that
     /// other threads write, and only `try_lock`s its own stripe.
@@ -127,11 +162,17 @@ impl Sampler {
         let den = (1_u64 << rate.ilog2()).min(1 << 16);
         let stripes =
             (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
+        let sim = MiniSim::new(capacity.div_ceil(den));
         Self {
-            sim: Mutex::new(MiniSim::new(capacity.div_ceil(den))),
+            period: u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * den,
+            sim: Mutex::new(sim),
             active: AtomicBool::new(true),
             wake_at: AtomicU64::new(0),
-            den,
+            rest_factor: AtomicU64::new(REST_FACTOR),
+            watch: Mutex::new(Watch {
+                reference: 0.0,
+                start: (0, 0),
+            }),
             mask: den - 1,
             buffers: (0..stripes)
                 .map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH))))
@@ -145,9 +186,9 @@ impl Sampler {
     }
 
     /// Buffers a sampled request; replays a full buffer. Returns a newly chosen shape, and
-    /// puts the simulations to rest (until `requests()` has grown enough) after their active
-    /// period.
-    fn record(&self, hash: u64, requests: impl FnOnce() -> u64) -> Option<Shape> {
+    /// puts the simulations to rest after their active period: for longer each time they kept
+    /// the shape, up to [`MAX_REST_FACTOR`].
+    fn record(&self, hash: u64, stats: &ThreadCounters) -> Option<Shape> {
         let stripe = &self.buffers[thread_stripe() & (self.buffers.len() - 1)];
         let mut buffer = stripe.try_lock()?;
         buffer.push(hash);
@@ -160,25 +201,145 @@ impl Sampler {
         let mut sim = self.sim.try_lock()?;
         let shape = batch.into_iter().filter_map(|hash| sim.access(hash)).last();
         if sim.wants_rest() && self.active.load(Ordering::Relaxed) {
-            let active_requests = u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * self.den;
-            self.wake_at.store(
-                requests() + REST_FACTOR * active_requests,
-                Ordering::Relaxed,
-            );
+            let rest_factor = if sim.switched() {
+                REST_FACTOR
+            } else {
+                (self.rest_factor.load(Ordering::Relaxed) * 2).min(MAX_REST_FACTOR)
+            };
+            self.rest_factor.store(rest_factor, Ordering::Relaxed);
+            let now = counts(stats);
+            let mut watch = self.watch.lock();
+            watch.reference = watch.since(now).0;
+            watch.start = now;
+            self.wake_at
+                .store(now.1 + rest_factor * self.period, Ordering::Relaxed);
             self.active.store(false, Ordering::Relaxed);
         }
         shape
     }
 
-    /// Wakes resting simulations once enough requests went by (called from writes).
-    fn maybe_wake(&self, requests: impl FnOnce() -> u64) {
-        if self.active.load(Ordering::Relaxed) || requests() < self.wake_at.load(Ordering::Relaxed)
-        {
+    /// Wakes resting simulations once their rest is over, or early when the live hit ratio
+    /// drifted (see [`DRIFT`]). Called from writes.
+    fn maybe_wake(&self, stats: &ThreadCounters) {
+        if self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = counts(stats);
+        let rested = now.1 >= self.wake_at.load(Ordering::Relaxed);
+        let Some(mut watch) = self.watch.try_lock() else {
+            return;
+        };
+        let (ratio, window) = watch.since(now);
+        let drifted = window >= self.period && watch.reference - ratio > DRIFT;
+        if !rested && !drifted {
+            if window >= self.period {
+                watch.start = now;
+            }
             return;
         }
         if let Some(mut sim) = self.sim.try_lock() {
+            if drifted {
+                self.rest_factor.store(REST_FACTOR, Ordering::Relaxed);
+            }
+            watch.start = now;
             sim.wake();
             self.active.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replays `n` requests of a workload that never changes the shape (16 keys, which never
+    /// fill the mini caches, so no epoch is scored), counting them as hits or misses in the
+    /// live statistics as `hit` says.
+    fn replay(sampler: &Sampler, stats: &ThreadCounters, n: u64, hit: bool) {
+        for i in 0..n {
+            stats.add(if hit { Counter::Hits } else { Counter::Misses }, 1);
+            if sampler.samples(i % 16) {
+                assert_eq!(sampler.record(i % 16, stats), None);
+            }
+        }
+    }
+
+    /// Runs requests until the simulations go to rest, then checks the rest's length.
+    fn run_active_period(sampler: &Sampler, stats: &ThreadCounters) -> u64 {
+        assert!(sampler.active.load(Ordering::Relaxed));
+        let start = counts(stats).1;
+        while sampler.active.load(Ordering::Relaxed) {
+            replay(sampler, stats, SAMPLE_BATCH as u64, true);
+            assert!(counts(stats).1 - start <= 2 * sampler.period, "never rests");
+        }
+        let rest = sampler.wake_at.load(Ordering::Relaxed) - counts(stats).1;
+        assert_eq!(
+            rest,
+            sampler.rest_factor.load(Ordering::Relaxed) * sampler.period
+        );
+        rest
+    }
+
+    /// Sleeps through a rest: requests at the same hit ratio, then the wake-up.
+    fn rest(sampler: &Sampler, stats: &ThreadCounters, requests: u64) {
+        let step = sampler.period / 4;
+        let mut done = 0;
+        while done < requests {
+            replay(sampler, stats, step, true);
+            done += step;
+            sampler.maybe_wake(stats);
+            let awake = sampler.active.load(Ordering::Relaxed);
+            assert_eq!(awake, done >= requests, "after {done} of {requests}");
+        }
+    }
+
+    #[test]
+    fn rests_twice_as_long_each_time_the_shape_holds_up_to_the_cap() {
+        let sampler = Sampler::new(64);
+        let stats = ThreadCounters::new();
+        let mut rests = Vec::new();
+        for _ in 0..6 {
+            let length = run_active_period(&sampler, &stats);
+            rests.push(length / sampler.period);
+            rest(&sampler, &stats, length);
+        }
+        assert_eq!(rests, [6, 12, 24, 24, 24, 24]);
+    }
+
+    #[test]
+    fn a_falling_hit_ratio_wakes_a_long_rest_early_and_shortens_the_next() {
+        let sampler = Sampler::new(64);
+        let stats = ThreadCounters::new();
+        for _ in 0..3 {
+            let length = run_active_period(&sampler, &stats);
+            rest(&sampler, &stats, length);
+        }
+        let length = run_active_period(&sampler, &stats);
+        assert_eq!(length, MAX_REST_FACTOR * sampler.period);
+        // The workload changes: a period's worth of misses (hit ratio 1.0 -> 0.0).
+        replay(&sampler, &stats, sampler.period, false);
+        sampler.maybe_wake(&stats);
+        assert!(sampler.active.load(Ordering::Relaxed), "still resting");
+        // No shape change in this period either, but the rests start over.
+        assert_eq!(
+            run_active_period(&sampler, &stats),
+            2 * REST_FACTOR * sampler.period
+        );
+    }
+
+    #[test]
+    fn a_rising_hit_ratio_does_not_wake_the_simulations() {
+        let sampler = Sampler::new(64);
+        let stats = ThreadCounters::new();
+        // An active period at a hit ratio of one half.
+        for i in 0.. {
+            if !sampler.active.load(Ordering::Relaxed) {
+                break;
+            }
+            replay(&sampler, &stats, 1, i % 2 == 0);
+        }
+        replay(&sampler, &stats, 2 * sampler.period, true);
+        sampler.maybe_wake(&stats);
+        assert!(!sampler.active.load(Ordering::Relaxed));
     }
 }

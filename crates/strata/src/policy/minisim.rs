@@ -139,6 +139,8 @@ pub(crate) struct MiniSim {
     epoch_length: u64,
     /// Index into [`CANDIDATES`] of the shape in use.
     current: usize,
+    /// The shape in use changed since the simulations last woke up.
+    switched: bool,
 }
 
 impl MiniSim {
@@ -169,6 +171,7 @@ impl MiniSim {
             warming_up: false,
             epoch_length: (EPOCH_PER_ENTRY * capacity).max(256),
             current: 1,
+            switched: false,
         }
     }
 
@@ -224,6 +227,7 @@ impl MiniSim {
             .expect("there are candidates");
         if best != self.current && best_score > self.scores[self.current] + HYSTERESIS {
             self.current = best;
+            self.switched = true;
             return Some(CANDIDATES[best]);
         }
         None
@@ -232,6 +236,11 @@ impl MiniSim {
     /// The sampled requests per epoch.
     pub(crate) fn epoch_length(&self) -> u64 {
         self.epoch_length
+    }
+
+    /// True if the shape in use changed since the simulations last woke up.
+    pub(crate) fn switched(&self) -> bool {
+        self.switched
     }
 
     /// True once the simulations have run their active epochs and should rest.
@@ -243,6 +252,7 @@ impl MiniSim {
     /// meanwhile, so the first epoch re-warms them.
     pub(crate) fn wake(&mut self) {
         self.active_epochs = 0;
+        self.switched = false;
         self.warming_up = true;
         self.take_epoch();
     }

@@ -42,21 +42,8 @@ for _ in range(300_000):
         keys.append(z())
 write("syn-zipf-loop", keys)
 
-# Phase change: recency-heavy (each new key re-read soon after), then frequency-heavy Zipf.
-keys, recent, nxt = [], [], 20_000_000
-for _ in range(150_000):
-    if rng.random() < 0.5 or not recent:
-        nxt += 1; recent.append(nxt); recent = recent[-2_000:]; keys.append(nxt)
-    else:
-        keys.append(recent[int(rng.random() * len(recent))])
-z = zipf_sampler(100_000, 0.9, rng)
-keys += [z() for _ in range(150_000)]
-write("syn-phases", keys)
-
-# Late changes, for the simulations' rests (docs/memory-tier.md): a long stretch of one
-# workload, then another that wants a different shape. Written with the change that lets
-# rests grow, to check it still notices such a change; not part of the untuned set above.
 def recency(n, start):
+    # Recency-heavy: half the requests are new keys, half re-read one of the last 2,000.
     keys, recent, nxt = [], [], start
     for _ in range(n):
         if rng.random() < 0.5 or not recent:
@@ -65,6 +52,15 @@ def recency(n, start):
             keys.append(recent[int(rng.random() * len(recent))])
     return keys
 
+# Phase change: recency-heavy (each new key re-read soon after), then frequency-heavy Zipf.
+keys = recency(150_000, 20_000_000)
+z = zipf_sampler(100_000, 0.9, rng)
+keys += [z() for _ in range(150_000)]
+write("syn-phases", keys)
+
+# Late changes, for the simulations' rests (docs/memory-tier.md): a long stretch of one
+# workload, then another that wants a different shape. Written with the change that lets
+# rests grow, to check it still notices such a change; not part of the untuned set above.
 loop = lambda n: [30_000_000 + i % 1_300 for i in range(n)]
 write("syn-late-loop", recency(1_500_000, 40_000_000) + loop(500_000))
 write("syn-late-recency", loop(1_500_000) + recency(500_000, 50_000_000))

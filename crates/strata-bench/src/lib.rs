@@ -40,9 +40,9 @@ impl BenchCache for moka::sync::Cache<u64, u64> {
 /// already readable but not yet admitted or evicted for, so the cache holds more entries than
 /// its capacity (up to 554 in a 500-entry cache replaying lirs-multi1, 515 on average; see the
 /// `moka_overshoot` example) and judges a new key only after it has had a few requests' time
-/// to be hit. This variant
-/// compares moka's policy with the others at their configured size. It is the same crate,
-/// configured as moka's docs suggest when the bound must hold at every step.
+/// to be hit. This variant compares moka's policy with the others at their configured size.
+/// It is the same crate; `run_pending_tasks` is moka's own call for doing the pending work
+/// now.
 pub struct BoundedMoka(moka::sync::Cache<u64, u64>);
 
 impl BenchCache for BoundedMoka {

@@ -21,9 +21,9 @@ const SAMPLE_BATCH: usize = 64;
 /// long: a quarter of the requests pay for sampling.
 const REST_FACTOR: u64 = 3;
 /// Each active period that kept the shape doubles the next rest, up to this many active
-/// periods (the simulations then run during 1 request in 25): a workload that stays put stops paying for the
-/// simulations. A small cache needs this most: its mini caches are as large as itself and
-/// replay every request seven times, which halved its throughput at 1,000 entries.
+/// periods (the simulations then run during 1 request in 25): a workload that stays put stops
+/// paying for the simulations. A small cache needs this most: its mini caches are as large as
+/// itself and replay every request seven times, which halved its throughput at 1,000 entries.
 const MAX_REST_FACTOR: u64 = 24;
 /// A resting simulation wakes early, and its rests start over from [`REST_FACTOR`], when the
 /// live cache's hit ratio over an active period's worth of requests falls this far below its

@@ -8,7 +8,9 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use crate::policy::climber::Climber;
-use crate::policy::minisim::{ACTIVE_EPOCHS, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES};
+use crate::policy::minisim::{
+    ACTIVE_EPOCHS, CANDIDATES, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES,
+};
 use crate::stats::{Counter, ThreadCounters, thread_stripe};
 
 /// A shard reports to the adaptation once per this many inserts.
@@ -20,11 +22,12 @@ const SAMPLE_BATCH: usize = 64;
 /// After an active period that changed the shape, the simulations rest this many times as
 /// long: a quarter of the requests pay for sampling.
 const REST_FACTOR: u64 = 3;
-/// Each active period that kept the shape doubles the next rest, up to this many active
-/// periods (the simulations then run during 1 request in 25): a workload that stays put stops
-/// paying for the simulations. A small cache needs this most: its mini caches are as large as
-/// itself and replay every request seven times, which halved its throughput at 1,000 entries.
-const MAX_REST_FACTOR: u64 = 24;
+/// Each active period that kept the shape doubles the next rest, until the simulations cost
+/// at most this many mini-cache accesses per request on average (see `Sampler::max_rest`): a
+/// workload that stays put stops paying for them. A small cache needs this most: its mini
+/// caches are as large as itself and replay every request seven times, which halved its
+/// throughput at 1,000 entries. A large cache samples few requests, and rests 3× at most.
+const STABLE_COST: f64 = 1.0 / 16.0;
 /// A resting simulation wakes early, and its rests start over from [`REST_FACTOR`], when the
 /// live cache's hit ratio over an active period's worth of requests falls this far below its
 /// level in the last active period: the workload changed, and the shape may no longer fit it.
@@ -148,6 +151,10 @@ struct Sampler {
     /// The requests of one active period: the unit of a rest's length, and the window over
     /// which a resting simulation watches the live hit ratio.
     period: u64,
+    /// The longest rest, in active periods: while active, the simulations cost
+    /// `CANDIDATES / R` mini-cache accesses per request (one key in R sampled); resting this
+    /// long brings the average down to [`STABLE_COST`].
+    max_rest: u64,
     /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use):
     /// one key in `mask + 1`.
     mask: u64,
@@ -165,6 +172,9 @@ impl Sampler {
         let sim = MiniSim::new(capacity.div_ceil(den));
         Self {
             period: u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * den,
+            max_rest: ((CANDIDATES.len() as f64 / den as f64 / STABLE_COST) as u64)
+                .saturating_sub(1)
+                .max(REST_FACTOR),
             sim: Mutex::new(sim),
             active: AtomicBool::new(true),
             wake_at: AtomicU64::new(0),
@@ -187,7 +197,7 @@ impl Sampler {
 
     /// Buffers a sampled request; replays a full buffer. Returns a newly chosen shape, and
     /// puts the simulations to rest after their active period: for longer each time they kept
-    /// the shape, up to [`MAX_REST_FACTOR`].
+    /// the shape, up to `max_rest`.
     fn record(&self, hash: u64, stats: &ThreadCounters) -> Option<Shape> {
         let stripe = &self.buffers[thread_stripe() & (self.buffers.len() - 1)];
         let mut buffer = stripe.try_lock()?;
@@ -204,7 +214,7 @@ impl Sampler {
             let rest_factor = if sim.switched() {
                 REST_FACTOR
             } else {
-                (self.rest_factor.load(Ordering::Relaxed) * 2).min(MAX_REST_FACTOR)
+                (self.rest_factor.load(Ordering::Relaxed) * 2).min(self.max_rest)
             };
             self.rest_factor.store(rest_factor, Ordering::Relaxed);
             let now = counts(stats);
@@ -298,24 +308,36 @@ mod tests {
         let sampler = Sampler::new(64);
         let stats = ThreadCounters::new();
         let mut rests = Vec::new();
-        for _ in 0..6 {
+        for _ in 0..7 {
             let length = run_active_period(&sampler, &stats);
             rests.push(length / sampler.period);
             rest(&sampler, &stats, length);
         }
-        assert_eq!(rests, [6, 12, 24, 24, 24, 24]);
+        // Every request sampled (R = 1): resting 111 periods brings 7 mini-cache accesses per
+        // request down to 1/16.
+        assert_eq!(rests, [6, 12, 24, 48, 96, 111, 111]);
+    }
+
+    #[test]
+    fn a_large_cache_samples_few_requests_and_keeps_short_rests() {
+        // One key in 64 sampled: 7/64 of a mini-cache access per request even while active.
+        let sampler = Sampler::new(64 * TARGET_SIM_ENTRIES);
+        assert_eq!(sampler.max_rest, REST_FACTOR);
+        assert_eq!(Sampler::new(4 * TARGET_SIM_ENTRIES).max_rest, 27);
     }
 
     #[test]
     fn a_falling_hit_ratio_wakes_a_long_rest_early_and_shortens_the_next() {
         let sampler = Sampler::new(64);
         let stats = ThreadCounters::new();
-        for _ in 0..3 {
+        // Rests grow to the longest.
+        loop {
             let length = run_active_period(&sampler, &stats);
+            if length == sampler.max_rest * sampler.period {
+                break;
+            }
             rest(&sampler, &stats, length);
         }
-        let length = run_active_period(&sampler, &stats);
-        assert_eq!(length, MAX_REST_FACTOR * sampler.period);
         // The workload changes: a period's worth of misses (hit ratio 1.0 -> 0.0).
         replay(&sampler, &stats, sampler.period, false);
         sampler.maybe_wake(&stats);

@@ -147,6 +147,7 @@ struct Sampler {
     wake_at: AtomicU64,
     /// The length of the next rest, in active periods (written under the `sim` lock).
     rest_factor: AtomicU64,
+    /// The live hit ratio, watched while the simulations rest.
     watch: Mutex<Watch>,
     /// The requests of one active period: the unit of a rest's length, and the window over
     /// which a resting simulation watches the live hit ratio.

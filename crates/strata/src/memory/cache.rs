@@ -189,6 +189,11 @@ where
         (hash, &shards[(hash >> 32) as usize & (shards.len() - 1)])
     }
 
+    /// The entry's weight: the weigher's, or 1 in a cache bounded by entry count.
+    fn weight_of(&self, key: &K, value: &V) -> u32 {
+        self.inner.weigher.as_ref().map_or(1, |w| w(key, value))
+    }
+
     pub(super) fn now(&self) -> u64 {
         self.inner.clock.now_nanos()
     }
@@ -244,7 +249,7 @@ where
 
     fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>, tags: Box<[crate::Tag]>) {
         let inner = &*self.inner;
-        let weight = inner.weigher.as_ref().map_or(1, |w| w(&key, &value));
+        let weight = self.weight_of(&key, &value);
         let ttl = ttl
             .or_else(|| inner.expire_after.as_ref().and_then(|f| f(&key, &value)))
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1))
@@ -316,13 +321,12 @@ where
     {
         let (hash, lock) = self.shard_for(key);
         let mut removals = self.removals();
-        let weigher = self.inner.weigher.as_ref();
         let updated = lock.write().shard.update(
             hash,
             key,
             || self.now(),
             change,
-            |key, value| weigher.map_or(1, |w| w(key, value)),
+            |key, value| self.weight_of(key, value),
             &mut removals,
         );
         self.finish(removals);

@@ -68,16 +68,58 @@ impl BenchCache for quick_cache::sync::Cache<u64, u64> {
     }
 }
 
-/// The names `--cache` accepts (`moka_bounded`: see [`BoundedMoka`]).
+/// The names `--cache` accepts (`moka_bounded`: see [`BoundedMoka`]; Strata with a pinned
+/// policy: see [`strata_builder`]).
 pub const CACHES: [&str; 4] = ["strata", "moka", "quick_cache", "moka_bounded"];
+
+/// A builder for `name` if it names Strata: `strata` (adaptive, the default), or Strata with
+/// its policy pinned: `strata:tinylfu` (1% window), `strata:tinylfu-W` (window `W`, a fraction
+/// of capacity) or `strata:s3fifo`. `None` for another cache's name.
+///
+/// # Errors
+/// An unknown policy, or a window that is not a number.
+pub fn strata_builder(
+    name: &str,
+    capacity: u64,
+) -> Result<Option<strata::CacheBuilder<u64, u64>>, String> {
+    use strata::EvictionPolicy;
+    let Some(policy) = name.strip_prefix("strata") else {
+        return Ok(None);
+    };
+    let policy = match policy {
+        "" | ":adaptive" => EvictionPolicy::adaptive(),
+        ":tinylfu" => EvictionPolicy::tiny_lfu(),
+        ":s3fifo" => EvictionPolicy::s3_fifo(),
+        other => match other.strip_prefix(":tinylfu-") {
+            Some(window) => EvictionPolicy::tiny_lfu_with_window(
+                window
+                    .parse()
+                    .map_err(|e| format!("{name}: window {window:?}: {e}"))?,
+            ),
+            None => {
+                return Err(format!(
+                    "{name}: expected strata, strata:adaptive, strata:tinylfu, \
+                     strata:tinylfu-WINDOW or strata:s3fifo"
+                ));
+            }
+        },
+    };
+    Ok(Some(
+        strata::Cache::builder()
+            .max_capacity(capacity)
+            .eviction_policy(policy),
+    ))
+}
 
 /// Builds the named cache with room for `capacity` unit-weight entries.
 ///
 /// # Errors
 /// An unknown name.
 pub fn build(name: &str, capacity: u64) -> Result<Box<dyn BenchCache>, String> {
+    if let Some(builder) = strata_builder(name, capacity)? {
+        return Ok(Box::new(builder.build().map_err(|e| e.to_string())?));
+    }
     Ok(match name {
-        "strata" => Box::new(strata::Cache::<u64, u64>::new(capacity)),
         "moka" => Box::new(moka::sync::Cache::<u64, u64>::new(capacity)),
         "moka_bounded" => Box::new(BoundedMoka(moka::sync::Cache::new(capacity))),
         "quick_cache" => Box::new(quick_cache::sync::Cache::<u64, u64>::new(
@@ -151,5 +193,24 @@ mod tests {
             assert_eq!(replay(cache.as_ref(), &keys), 45, "{name}");
         }
         assert!(build("lru", 10).is_err());
+    }
+
+    #[test]
+    fn strata_names_pin_the_policy() {
+        for name in [
+            "strata:adaptive",
+            "strata:tinylfu",
+            "strata:tinylfu-0.3",
+            "strata:s3fifo",
+        ] {
+            let cache = build(name, 10).expect("a known name");
+            let keys: Vec<u64> = (0..50).map(|i| i % 5).collect();
+            assert_eq!(replay(cache.as_ref(), &keys), 45, "{name}");
+        }
+        for bad in ["strata:lru", "strata:tinylfu-x", "strata:tinylfu-2"] {
+            assert!(build(bad, 10).is_err(), "{bad}");
+        }
+        // Another cache's name is not Strata's to build.
+        assert!(matches!(strata_builder("moka", 10), Ok(None)));
     }
 }

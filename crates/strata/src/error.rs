@@ -21,6 +21,10 @@ pub enum Error {
     /// The shard count given to the builder is zero or not a power of two.
     #[error("shards must be a power of two ≥ 1, got {0}")]
     InvalidShards(usize),
+    /// A pinned W-TinyLFU window (`EvictionPolicy::tiny_lfu_with_window`) is not a fraction
+    /// of capacity.
+    #[error("a W-TinyLFU window must be a fraction of capacity in 0..=1, got {0}")]
+    InvalidWindow(f64),
     /// A disk-tier setting is out of range.
     #[error("invalid disk tier configuration: {0}")]
     InvalidConfig(String),

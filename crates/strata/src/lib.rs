@@ -64,6 +64,7 @@ pub use loader::{Loader, LoaderBuilder};
 pub use memoized::Memoized;
 pub use memory::{Cache, CacheBuilder, DefaultHashBuilder};
 pub use options::{InsertOptions, Tag, decode_tagged, encode_tagged};
+pub use policy::eviction::EvictionPolicy;
 pub use stats::{CacheInfo, CacheStats};
 
 /// Memoizes a function in a Strata cache, with request coalescing: concurrent calls with the

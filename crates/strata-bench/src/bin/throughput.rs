@@ -13,7 +13,8 @@ use strata_bench::BenchCache;
 /// miss), the rest inserts.
 #[derive(Parser)]
 struct Args {
-    /// Caches to run, comma-separated.
+    /// Caches to run, comma-separated: strata, moka, quick_cache, moka_bounded (trace only),
+    /// or Strata with a pinned policy: strata:tinylfu, strata:tinylfu-WINDOW, strata:s3fifo.
     #[arg(long, value_delimiter = ',', default_value = "strata,moka,quick_cache")]
     cache: Vec<String>,
     #[arg(long, default_value_t = 1)]
@@ -67,19 +68,15 @@ fn main() -> Result<(), String> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); args.cache.len()];
     for _ in 0..args.rounds {
         for (name, samples) in args.cache.iter().zip(&mut samples) {
-            samples.push(match name.as_str() {
-                "strata" => {
-                    let mut builder =
-                        strata::Cache::<u64, u64>::builder().max_capacity(args.capacity);
-                    if let Some(shards) = args.shards {
-                        builder = builder.shards(shards);
-                    }
-                    run(
-                        Arc::new(builder.build().map_err(|e| e.to_string())?),
-                        &workloads,
-                        args.secs,
-                    )
+            if let Some(mut builder) = strata_bench::strata_builder(name, args.capacity)? {
+                if let Some(shards) = args.shards {
+                    builder = builder.shards(shards);
                 }
+                let cache = builder.build().map_err(|e| e.to_string())?;
+                samples.push(run(Arc::new(cache), &workloads, args.secs));
+                continue;
+            }
+            samples.push(match name.as_str() {
                 "moka" => run(
                     Arc::new(moka::sync::Cache::<u64, u64>::new(args.capacity)),
                     &workloads,
@@ -104,7 +101,7 @@ fn main() -> Result<(), String> {
                 }
                 other => {
                     return Err(format!(
-                        "unknown cache {other:?}; expected strata, moka or quick_cache"
+                        "unknown cache {other:?}; expected strata[:POLICY], moka or quick_cache"
                     ));
                 }
             });

@@ -14,7 +14,8 @@ struct Args {
     /// Capacities in entries, comma-separated.
     #[arg(long, value_delimiter = ',', required = true)]
     capacity: Vec<u64>,
-    /// Caches to run, comma-separated.
+    /// Caches to run, comma-separated: strata, moka, quick_cache, moka_bounded (trace only),
+    /// or Strata with a pinned policy: strata:tinylfu, strata:tinylfu-WINDOW, strata:s3fifo.
     #[arg(long, value_delimiter = ',', default_value = "strata,moka,quick_cache")]
     cache: Vec<String>,
     /// Runs per cache and capacity, each with a freshly (randomly) seeded cache; the hit ratio

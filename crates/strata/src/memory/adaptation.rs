@@ -36,10 +36,19 @@ const STABLE_COST: f64 = 1.0 / 16.0;
 /// periods than now cost lirs-sprite up to 0.7 points).
 const DRIFT: f64 = 0.05;
 
+/// What chooses the policy's shape.
+enum Chooser {
+    /// Unit-weight caches: miniature simulations of every candidate shape.
+    Simulations(Box<Sampler>),
+    /// Weighted caches: a hill climber on W-TinyLFU's window.
+    Climber(Mutex<Climber>),
+    /// A pinned policy (`EvictionPolicy`): nothing changes the shape.
+    Fixed,
+}
+
 /// The shape shared by all shards, and what chooses it.
 pub(super) struct Adaptation {
-    sampler: Option<Sampler>,
-    climber: Mutex<Climber>,
+    chooser: Chooser,
     /// The policy shape in use (read by shards only when `epoch` moved).
     shape: Mutex<Shape>,
     /// Bumped on each change of `shape`; a shard re-reads the shape when it sees a new epoch.
@@ -50,10 +59,23 @@ pub(super) struct Adaptation {
 
 impl Adaptation {
     pub(super) fn new(capacity: u64, weighted: bool) -> Self {
+        let chooser = if weighted {
+            Chooser::Climber(Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * capacity)))
+        } else {
+            Chooser::Simulations(Box::new(Sampler::new(capacity)))
+        };
+        Self::with(chooser, INITIAL)
+    }
+
+    /// A pinned shape that nothing changes.
+    pub(super) fn fixed(shape: Shape) -> Self {
+        Self::with(Chooser::Fixed, shape)
+    }
+
+    fn with(chooser: Chooser, shape: Shape) -> Self {
         Self {
-            sampler: (!weighted).then(|| Sampler::new(capacity)),
-            climber: Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * capacity)),
-            shape: Mutex::new(INITIAL),
+            chooser,
+            shape: Mutex::new(shape),
             epoch: AtomicU64::new(0),
             full: AtomicBool::new(false),
         }
@@ -73,7 +95,7 @@ impl Adaptation {
     /// is not sampled or the simulations rest).
     #[inline]
     pub(super) fn on_read(&self, hash: u64, stats: &ThreadCounters) {
-        if let Some(sampler) = &self.sampler
+        if let Chooser::Simulations(sampler) = &self.chooser
             && sampler.samples(hash)
             && let Some(shape) = sampler.record(hash, stats)
         {
@@ -84,17 +106,21 @@ impl Adaptation {
     /// Called every [`ADAPT_EVERY_INSERTS`] inserts of a shard: wakes resting simulations, or
     /// feeds the climber (weighted caches).
     pub(super) fn on_inserts(&self, stats: &ThreadCounters) {
-        if let Some(sampler) = &self.sampler {
-            sampler.maybe_wake(stats);
-            return;
+        match &self.chooser {
+            Chooser::Simulations(sampler) => sampler.maybe_wake(stats),
+            Chooser::Climber(climber) => self.climb(climber, stats),
+            Chooser::Fixed => {}
         }
+    }
+
+    fn climb(&self, climber: &Mutex<Climber>, stats: &ThreadCounters) {
         if !self.full.load(Ordering::Relaxed) {
             if stats.get(Counter::EvictedSize) == 0 {
                 return;
             }
             self.full.store(true, Ordering::Relaxed);
         }
-        let Some(mut climber) = self.climber.try_lock() else {
+        let Some(mut climber) = climber.try_lock() else {
             return; // another thread is adapting right now
         };
         if let Some(window) = climber.record(stats.get(Counter::Hits), stats.get(Counter::Misses)) {

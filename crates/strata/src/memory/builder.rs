@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::listener::{Listener, RemovalCause, SyncListener};
 use crate::memory::cache::{Cache, DefaultHashBuilder, ExpireAfter, Weigher};
+use crate::policy::eviction::EvictionPolicy;
 
 /// Shards per CPU by default. A write holds its shard's lock for the policy's work (a
 /// TinyLFU duel, promotions, folded hits: 2–3× as long as quick_cache's CLOCK-Pro write), and
@@ -48,6 +49,7 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     sync_listener: Option<SyncListener<K, V>>,
     clock: Option<Arc<dyn Clock>>,
     shards: Option<usize>,
+    policy: EvictionPolicy,
     hasher: S,
     _types: PhantomData<fn(K, V)>,
 }
@@ -64,6 +66,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
             sync_listener: None,
             clock: None,
             shards: None,
+            policy: EvictionPolicy::adaptive(),
             hasher: DefaultHashBuilder::default(),
             _types: PhantomData,
         }
@@ -78,6 +81,7 @@ impl<K, V, S> std::fmt::Debug for CacheBuilder<K, V, S> {
             .field("time_to_live", &self.time_to_live)
             .field("time_to_idle", &self.time_to_idle)
             .field("shards", &self.shards)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -187,6 +191,13 @@ where
         self
     }
 
+    /// The eviction policy: adaptive by default, or pinned to one shape (see
+    /// [`EvictionPolicy`]).
+    pub fn eviction_policy(mut self, policy: EvictionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// The hasher for keys.
     pub fn hasher<S2: BuildHasher + Clone>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
@@ -199,6 +210,7 @@ where
             sync_listener: self.sync_listener,
             clock: self.clock,
             shards: self.shards,
+            policy: self.policy,
             hasher,
             _types: PhantomData,
         }
@@ -209,7 +221,7 @@ where
     /// # Errors
     /// [`Error::MissingCapacity`] without `max_capacity`; [`Error::InvalidDuration`] for a zero
     /// or unrepresentable TTL/TTI; [`Error::InvalidShards`] for a shard count that is not a
-    /// power of two.
+    /// power of two; [`Error::InvalidWindow`] for a pinned window outside `0.0..=1.0`.
     pub fn build(self) -> Result<Cache<K, V, S>> {
         let capacity = self.max_capacity.ok_or(Error::MissingCapacity)?;
         let ttl = self
@@ -225,9 +237,13 @@ where
             Some(n) => n,
             None => default_shards(capacity),
         };
+        if let Some(window) = self.policy.invalid_window() {
+            return Err(Error::InvalidWindow(window));
+        }
         Ok(Cache::from_parts(crate::memory::cache::Parts {
             capacity,
             shards,
+            policy: self.policy.fixed,
             ttl,
             tti,
             weigher: self.weigher,

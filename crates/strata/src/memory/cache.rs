@@ -16,6 +16,7 @@ use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
 use crate::memory::shard::{NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
+use crate::policy::minisim::Shape;
 use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
@@ -74,6 +75,8 @@ impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
 pub(crate) struct Parts<K, V, S> {
     pub(crate) capacity: u64,
     pub(crate) shards: usize,
+    /// A pinned shape, or `None` to adapt.
+    pub(crate) policy: Option<Shape>,
     pub(crate) ttl: Option<u64>,
     pub(crate) tti: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
@@ -146,20 +149,27 @@ where
                 } else {
                     usize::try_from(capacity).unwrap_or(usize::MAX)
                 };
+                let mut shard = Shard::new(
+                    capacity,
+                    estimated_entries,
+                    parts.tti,
+                    seeds.hash_one(i),
+                    parts.hasher.clone(),
+                );
+                if let Some(shape) = parts.policy {
+                    shard.set_shape(shape);
+                }
                 RwLock::new(ShardCell {
-                    shard: Shard::new(
-                        capacity,
-                        estimated_entries,
-                        parts.tti,
-                        seeds.hash_one(i),
-                        parts.hasher.clone(),
-                    ),
+                    shard,
                     window_epoch: 0,
                     inserts_since_adapt: 0,
                 })
             })
             .collect();
-        let adaptation = Adaptation::new(parts.capacity, parts.weigher.is_some());
+        let adaptation = match parts.policy {
+            Some(shape) => Adaptation::fixed(shape),
+            None => Adaptation::new(parts.capacity, parts.weigher.is_some()),
+        };
         Self {
             inner: Arc::new(Inner {
                 flights: Flights::new(parts.shards),

@@ -61,13 +61,14 @@ pub(crate) const CANDIDATES: [Shape; 7] = [
         protected: 0.8,
         s3fifo: false,
     },
-    // S3-FIFO as published (Yang et al., SOSP 2023): a 10% small queue.
-    Shape {
-        window: 0.1,
-        protected: 0.0,
-        s3fifo: true,
-    },
+    S3FIFO,
 ];
+/// S3-FIFO as published (Yang et al., SOSP 2023): a 10% small queue.
+pub(crate) const S3FIFO: Shape = Shape {
+    window: 0.1,
+    protected: 0.0,
+    s3fifo: true,
+};
 /// The shape a cache starts with: W-TinyLFU's classic.
 pub(crate) const INITIAL: Shape = CANDIDATES[1];
 /// Mini caches hold at least this many entries when the cache is large enough to sample.

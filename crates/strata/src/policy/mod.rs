@@ -5,6 +5,7 @@
 //! orders.
 
 pub(crate) mod climber;
+pub(crate) mod eviction;
 pub(crate) mod ghost;
 pub(crate) mod minisim;
 pub(crate) mod sketch;

@@ -1,4 +1,4 @@
-use strata::Cache;
+use strata::{Cache, EvictionPolicy};
 
 /// TinyLFU's promise: a scan of never-repeated keys does not flush a hot working set.
 #[test]
@@ -41,4 +41,75 @@ fn statistics_are_exact_single_threaded() {
     assert_eq!(stats.hits + stats.misses, 100);
     assert_eq!(stats.inserts, stats.misses);
     assert_eq!(stats.inserts - stats.evicted_size, cache.len() as u64);
+}
+
+/// Replays "get; on a miss, insert" and returns the hit ratio.
+fn hit_ratio(cache: &Cache<u64, u64>, keys: impl IntoIterator<Item = u64>) -> f64 {
+    let (mut hits, mut requests) = (0, 0);
+    for k in keys {
+        requests += 1;
+        if cache.get(&k).is_some() {
+            hits += 1;
+        } else {
+            cache.insert(k, k);
+        }
+    }
+    f64::from(hits) / f64::from(requests)
+}
+
+fn pinned(policy: EvictionPolicy) -> Cache<u64, u64> {
+    Cache::builder()
+        .max_capacity(1000)
+        .shards(1)
+        .eviction_policy(policy)
+        .build()
+        .expect("valid config")
+}
+
+/// A loop 20% larger than the cache defeats recency: a pinned recency-only policy stays at
+/// no hits, where TinyLFU keeps a fixed part of the loop and the adaptive default moves to it.
+#[test]
+fn a_pinned_policy_keeps_its_shape() {
+    let looping = || (0..40).flat_map(|_| 0..1200_u64);
+    let recency = hit_ratio(
+        &pinned(EvictionPolicy::tiny_lfu_with_window(1.0)),
+        looping(),
+    );
+    let tiny_lfu = hit_ratio(
+        &pinned(EvictionPolicy::tiny_lfu_with_window(0.0)),
+        looping(),
+    );
+    let adaptive = hit_ratio(&pinned(EvictionPolicy::adaptive()), looping());
+    assert!(recency < 0.05, "recency only: {recency}");
+    assert!(tiny_lfu > 0.7, "TinyLFU: {tiny_lfu}");
+    assert!(adaptive > 0.6, "adaptive: {adaptive}");
+}
+
+/// Keys asked for twice in quick succession and never again: S3-FIFO's small queue catches
+/// the second request; TinyLFU without a window refuses newcomers that lose the duel.
+#[test]
+fn s3_fifo_catches_short_reuse_that_tiny_lfu_filters_out() {
+    // Each new key is asked for again 50 requests later, then never.
+    let reuse = || (0..20_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);
+    let s3_fifo = hit_ratio(&pinned(EvictionPolicy::s3_fifo()), reuse());
+    let tiny_lfu = hit_ratio(&pinned(EvictionPolicy::tiny_lfu_with_window(0.0)), reuse());
+    assert!(s3_fifo > 0.45, "S3-FIFO: {s3_fifo}");
+    assert!(
+        tiny_lfu < s3_fifo - 0.2,
+        "TinyLFU {tiny_lfu} vs S3-FIFO {s3_fifo}"
+    );
+}
+
+#[test]
+fn a_window_outside_the_capacity_is_refused() {
+    for window in [-0.1, 1.5, f64::NAN] {
+        let built = Cache::<u64, u64>::builder()
+            .max_capacity(10)
+            .eviction_policy(EvictionPolicy::tiny_lfu_with_window(window))
+            .build();
+        assert!(
+            matches!(built, Err(strata::Error::InvalidWindow(w)) if w.is_nan() || w == window),
+            "window {window} accepted"
+        );
+    }
 }

@@ -71,7 +71,13 @@ impl ThreadCounters {
 
     #[inline]
     pub(crate) fn add(&self, counter: Counter, n: u64) {
-        self.blocks.get_or_default().add(counter, n);
+        self.local().add(counter, n);
+    }
+
+    /// The calling thread's block, for several counts at one lookup.
+    #[inline]
+    pub(crate) fn local(&self) -> &Block {
+        self.blocks.get_or_default()
     }
 
     pub(crate) fn get(&self, counter: Counter) -> u64 {

@@ -82,13 +82,19 @@ impl Adaptation {
     }
 
     /// The shape to apply if it changed since `seen` (a shard's last epoch), updating `seen`.
+    #[inline]
     pub(super) fn changed_since(&self, seen: &mut u64) -> Option<Shape> {
         let epoch = self.epoch.load(Ordering::Acquire);
         if *seen == epoch {
             return None;
         }
         *seen = epoch;
-        Some(*self.shape.lock())
+        Some(self.shape())
+    }
+
+    #[cold]
+    fn shape(&self) -> Shape {
+        *self.shape.lock()
     }
 
     /// Called by every read: samples it for the mini simulations (one flag check when the key

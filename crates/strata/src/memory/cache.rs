@@ -17,7 +17,7 @@ use crate::memory::removals::Removals;
 use crate::memory::shard::{NEVER, NewEntry, Shard};
 use crate::options::InsertOptions;
 use crate::policy::minisim::Shape;
-use crate::stats::{CacheInfo, CacheStats, Counter, ThreadCounters};
+use crate::stats::{Block, CacheInfo, CacheStats, Counter, ThreadCounters};
 
 /// The default key hasher: foldhash, fast and seeded per cache (resists hash flooding).
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
@@ -293,7 +293,8 @@ where
                 cell.inserts_since_adapt = 0;
             }
         }
-        inner.stats.add(
+        let counters = inner.stats.local();
+        counters.add(
             if added {
                 Counter::Inserts
             } else {
@@ -301,7 +302,7 @@ where
             },
             1,
         );
-        self.finish(removals);
+        self.finish_counted(removals, counters);
         if adapt {
             inner.adaptation.on_inserts(&inner.stats);
         }
@@ -510,7 +511,12 @@ where
 
     /// Records removal counts and hands entries to the listener, outside any lock.
     fn finish(&self, removals: Removals<'_, K, V>) {
-        let entries = removals.finish(&self.inner.stats);
+        self.finish_counted(removals, self.inner.stats.local());
+    }
+
+    /// [`finish`](Self::finish) with the calling thread's counters already at hand.
+    fn finish_counted(&self, removals: Removals<'_, K, V>, counters: &Block) {
+        let entries = removals.finish(counters);
         if let Some(listener) = &self.inner.listener {
             for (key, value, cause) in entries {
                 listener(key, value, cause);

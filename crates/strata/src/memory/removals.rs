@@ -1,7 +1,7 @@
 //! Entries removed under a shard's lock, handed to the listener after the lock is released.
 
 use crate::listener::{RemovalCause, SyncListener};
-use crate::stats::{Counter, ThreadCounters};
+use crate::stats::{Block, Counter};
 
 /// Collects what a write removed: counts by cause always, the entries only when a listener
 /// wants them (otherwise they are dropped at once). A synchronous listener hears of each
@@ -38,8 +38,8 @@ impl<'a, K, V> Removals<'a, K, V> {
         }
     }
 
-    /// Records the counts in `stats` and yields the kept entries.
-    pub(crate) fn finish(self, stats: &ThreadCounters) -> Vec<(K, V, RemovalCause)> {
+    /// Records the counts in the calling thread's `counters` and yields the kept entries.
+    pub(crate) fn finish(self, counters: &Block) -> Vec<(K, V, RemovalCause)> {
         for cause in [
             RemovalCause::Size,
             RemovalCause::Expired,
@@ -49,7 +49,7 @@ impl<'a, K, V> Removals<'a, K, V> {
         ] {
             let n = self.counts[cause as usize];
             if n > 0 {
-                stats.add(Counter::for_removal(cause), n);
+                counters.add(Counter::for_removal(cause), n);
             }
         }
         self.entries

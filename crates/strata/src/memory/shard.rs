@@ -394,23 +394,22 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             out.push(new.key, new.value, RemovalCause::Size);
             return false;
         }
-        let added = match self.find(new.hash, &new.key) {
+        match self.find(new.hash, &new.key) {
             Some(idx) => {
-                self.replace(idx, new, now, out);
+                // Only a heavier value can need room; replacements are most writes in a
+                // read-mostly mix, so they skip eviction's checks and the heads' prefetch.
+                if self.replace(idx, new, now, out) {
+                    self.evict(out);
+                }
                 false
             }
             None => {
                 self.add(new, now);
+                self.evict(out);
+                self.prefetch_heads();
                 true
             }
-        };
-        self.evict(out);
-        if added {
-            // A replacement seldom moves the heads (only a heavier value makes room): the
-            // loads would be wasted, and replacements are most writes in a read-mostly mix.
-            self.prefetch_heads();
         }
-        added
     }
 
     /// Prefetches what the next write's eviction starts with: the sketch block of each queue's
@@ -430,15 +429,32 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         }
     }
 
-    fn replace(&mut self, idx: u32, new: NewEntry<K, V>, now: u64, out: &mut Removals<'_, K, V>) {
-        self.untag(idx);
+    /// Gives the entry at `idx` the new value, weight, expiry and tags, as an access. True if
+    /// it got heavier (the shard may be over its capacity).
+    fn replace(
+        &mut self,
+        idx: u32,
+        new: NewEntry<K, V>,
+        now: u64,
+        out: &mut Removals<'_, K, V>,
+    ) -> bool {
+        let untimed = new.expires_at == NEVER && self.tti.is_none();
         let entry = self.entry_mut(idx);
         let old_value = std::mem::replace(&mut entry.value, new.value);
         entry.mark_hit();
-        self.set_weight(idx, new.weight);
-        self.set_timing(idx, new.expires_at, now);
-        self.set_tags(idx, new.tags);
+        // Most replacements change the value alone: no expiry or tags, before or after.
+        let plain = untimed && !entry.timed && !entry.tagged && new.tags.is_empty();
+        let heavier = new.weight > entry.weight;
+        if new.weight != entry.weight {
+            self.set_weight(idx, new.weight);
+        }
+        if !plain {
+            self.untag(idx);
+            self.set_timing(idx, new.expires_at, now);
+            self.set_tags(idx, new.tags);
+        }
         out.push(new.key, old_value, RemovalCause::Replaced);
+        heavier
     }
 
     /// Gives the entry a new weight, keeping its list's and the shard's totals.

@@ -384,7 +384,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         now: u64,
         out: &mut Removals<'_, K, V>,
     ) -> bool {
-        let _ = self.expire(now, EXPIRE_BATCH, out);
+        if !self.deadlines.is_empty() {
+            let _ = self.expire(now, EXPIRE_BATCH, out);
+        }
         if u64::from(new.weight) > self.capacity {
             // Too heavy to ever fit: drop any older value for the key, refuse the new one.
             if let Some(old) = self.find(new.hash, &new.key) {
@@ -540,8 +542,13 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             Region::Window
         };
         self.link_tail(region, idx);
-        self.set_timing(idx, new.expires_at, now);
-        self.set_tags(idx, new.tags);
+        // The entry starts untimed and untagged; most stay so.
+        if new.expires_at != NEVER || self.tti.is_some() {
+            self.set_timing(idx, new.expires_at, now);
+        }
+        if !new.tags.is_empty() {
+            self.set_tags(idx, new.tags);
+        }
         if self.table.len() > 2 * self.sketch.sized_for() {
             // A weighted cache holds more entries than first estimated: grow the sketch.
             self.sketch = FrequencySketch::new(self.table.len(), self.sketch.seed());
@@ -866,10 +873,15 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         (entry.key, entry.value)
     }
 
+    /// Takes the entry at `idx` out of the tag index (a flag check for an untagged entry).
+    #[inline]
     fn untag(&mut self, idx: u32) {
-        if !self.entry(idx).tagged {
-            return;
+        if self.entry(idx).tagged {
+            self.remove_tags(idx);
         }
+    }
+
+    fn remove_tags(&mut self, idx: u32) {
         let Some(tags) = self.entry_tags.remove(&idx) else {
             return;
         };

@@ -37,8 +37,11 @@ impl Counter {
     }
 }
 
-/// One thread's counters. Written only by its owning thread.
+/// One thread's counters. Written only by its owning thread. `ThreadLocal` keeps the blocks
+/// of several threads side by side in one allocation: aligned to a cache line (128 bytes:
+/// adjacent-line prefetchers pair lines), two threads never write to the same line.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Block([AtomicU64; COUNTERS]);
 
 impl Block {

@@ -541,7 +541,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::MockClock;
+    use crate::{EvictionPolicy, MockClock};
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -588,13 +588,20 @@ mod tests {
         /// never returns a value that is not the latest one written, and never returns a
         /// removed, tag-invalidated or expired entry. The listener accounts for every entry.
         #[test]
-        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), capacity in 1..24_u64, shards in 0..3_u32) {
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), capacity in 1..24_u64, shards in 0..3_u32, policy in 0..4_usize) {
             let clock = MockClock::new();
             let removed = Arc::new(StdMutex::new(Vec::new()));
             let sink = removed.clone();
+            let policy = [
+                EvictionPolicy::adaptive(),
+                EvictionPolicy::tiny_lfu_with_window(0.0),
+                EvictionPolicy::tiny_lfu_with_window(1.0),
+                EvictionPolicy::s3_fifo(),
+            ][policy];
             let cache = Cache::<u8, u32>::builder()
                 .max_capacity(capacity)
                 .shards(1 << shards)
+                .eviction_policy(policy)
                 .clock(clock.clone())
                 .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)))
                 .build()

@@ -273,10 +273,10 @@ fn rename_inner(ctx: &mut Ctx<'_>, args: &[&[u8]], only_if_new: bool) -> Frame {
     if only_if_new && keyspace.peek(args[2]).is_some() {
         return Frame::Integer(0);
     }
-    let moved = keyspace
-        .lock(args[2])
-        .set(entry)
-        .and_then(|()| keyspace.lock(args[1]).remove().map(|_| ()));
+    // One key's lock at a time: both keys may hash to the same stripe, whose lock is not
+    // reentrant. (The command holds the keyspace exclusively: nobody sees the step between.)
+    let set = keyspace.lock(args[2]).set(entry);
+    let moved = set.and_then(|()| keyspace.lock(args[1]).remove().map(|_| ()));
     match moved {
         Ok(()) if only_if_new => Frame::Integer(1),
         Ok(()) => Frame::ok(),

@@ -40,8 +40,9 @@ const DRIFT: f64 = 0.05;
 enum Chooser {
     /// Unit-weight caches: miniature simulations of every candidate shape.
     Simulations(Box<Sampler>),
-    /// Weighted caches: a hill climber on W-TinyLFU's window.
-    Climber(Mutex<Climber>),
+    /// Weighted caches: a hill climber on W-TinyLFU's window, and whether the cache has
+    /// evicted for size yet (the climber ignores warm-up).
+    Climber(Mutex<Climber>, AtomicBool),
     /// A pinned policy (`EvictionPolicy`): nothing changes the shape.
     Fixed,
 }
@@ -53,14 +54,15 @@ pub(super) struct Adaptation {
     shape: Mutex<Shape>,
     /// Bumped on each change of `shape`; a shard re-reads the shape when it sees a new epoch.
     epoch: AtomicU64,
-    /// Set once the cache first evicted for size; the climber ignores warm-up.
-    full: AtomicBool,
 }
 
 impl Adaptation {
     pub(super) fn new(capacity: u64, weighted: bool) -> Self {
         let chooser = if weighted {
-            Chooser::Climber(Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * capacity)))
+            Chooser::Climber(
+                Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * capacity)),
+                AtomicBool::new(false),
+            )
         } else {
             Chooser::Simulations(Box::new(Sampler::new(capacity)))
         };
@@ -77,7 +79,6 @@ impl Adaptation {
             chooser,
             shape: Mutex::new(shape),
             epoch: AtomicU64::new(0),
-            full: AtomicBool::new(false),
         }
     }
 
@@ -114,17 +115,17 @@ impl Adaptation {
     pub(super) fn on_inserts(&self, stats: &ThreadCounters) {
         match &self.chooser {
             Chooser::Simulations(sampler) => sampler.maybe_wake(stats),
-            Chooser::Climber(climber) => self.climb(climber, stats),
+            Chooser::Climber(climber, full) => self.climb(climber, full, stats),
             Chooser::Fixed => {}
         }
     }
 
-    fn climb(&self, climber: &Mutex<Climber>, stats: &ThreadCounters) {
-        if !self.full.load(Ordering::Relaxed) {
+    fn climb(&self, climber: &Mutex<Climber>, full: &AtomicBool, stats: &ThreadCounters) {
+        if !full.load(Ordering::Relaxed) {
             if stats.get(Counter::EvictedSize) == 0 {
                 return;
             }
-            self.full.store(true, Ordering::Relaxed);
+            full.store(true, Ordering::Relaxed);
         }
         let Some(mut climber) = climber.try_lock() else {
             return; // another thread is adapting right now

@@ -41,6 +41,14 @@ struct Args {
     /// not given. moka's sync cache has no shards.
     #[arg(long)]
     shards: Option<usize>,
+    /// Reads that miss do not insert: after the warm-up the cache holds a fixed set of keys
+    /// and only the read path is measured (with `--read-pct 100`).
+    #[arg(long)]
+    no_insert_on_miss: bool,
+    /// Run exactly this many operations per thread and round instead of `--secs`: a fixed
+    /// amount of work, for counting instructions and cache misses (e.g. under cachegrind).
+    #[arg(long)]
+    ops: Option<u64>,
 }
 
 /// Operations per thread: a key, and whether it is a read.
@@ -73,14 +81,14 @@ fn main() -> Result<(), String> {
                     builder = builder.shards(shards);
                 }
                 let cache = builder.build().map_err(|e| e.to_string())?;
-                samples.push(run(Arc::new(cache), &workloads, args.secs));
+                samples.push(run(Arc::new(cache), &workloads, &args));
                 continue;
             }
             samples.push(match name.as_str() {
                 "moka" => run(
                     Arc::new(moka::sync::Cache::<u64, u64>::new(args.capacity)),
                     &workloads,
-                    args.secs,
+                    &args,
                 ),
                 "quick_cache" => {
                     let cache = match args.shards {
@@ -97,7 +105,7 @@ fn main() -> Result<(), String> {
                             quick_cache::sync::DefaultLifecycle::default(),
                         ),
                     };
-                    run(Arc::new(cache), &workloads, args.secs)
+                    run(Arc::new(cache), &workloads, &args)
                 }
                 other => {
                     return Err(format!(
@@ -133,8 +141,10 @@ struct Sample {
 fn run<C: BenchCache + 'static>(
     cache: Arc<C>,
     workloads: &[Arc<Vec<(u64, bool)>>],
-    secs: f64,
+    args: &Args,
 ) -> Sample {
+    let insert_on_miss = !args.no_insert_on_miss;
+    let budget = args.ops;
     // Warm up: fill the cache with the workload's own keys.
     for &(key, _) in workloads[0].iter() {
         if cache.get(key).is_none() {
@@ -156,7 +166,7 @@ fn run<C: BenchCache + 'static>(
                                 reads += 1;
                                 if cache.get(key).is_some() {
                                     hits += 1;
-                                } else {
+                                } else if insert_on_miss {
                                     cache.insert(key, key);
                                 }
                             } else {
@@ -164,7 +174,7 @@ fn run<C: BenchCache + 'static>(
                             }
                         }
                         done += chunk.len() as u64;
-                        if stop.load(Ordering::Relaxed) {
+                        if stop.load(Ordering::Relaxed) || budget.is_some_and(|b| done >= b) {
                             break 'outer;
                         }
                     }
@@ -173,8 +183,10 @@ fn run<C: BenchCache + 'static>(
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
+    if args.ops.is_none() {
+        std::thread::sleep(Duration::from_secs_f64(args.secs));
+        stop.store(true, Ordering::Relaxed);
+    }
     let (mut done, mut reads, mut hits) = (0, 0, 0);
     for handle in handles {
         let (d, r, h) = handle.join().expect("bench thread");

@@ -39,10 +39,6 @@ fn set_expiry(
     unit_ms: i64,
     absolute: bool,
 ) -> Frame {
-    let n = match int(args[2]) {
-        Ok(n) => n,
-        Err(e) => return e,
-    };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &args[3..] {
         match opt.to_ascii_uppercase().as_slice() {
@@ -64,6 +60,11 @@ fn set_expiry(
     if gt && lt {
         return err("ERR GT and LT options at the same time are not compatible");
     }
+    // The options first, then the number, as Redis checks them.
+    let n = match int(args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
     let invalid = || err(format!("ERR invalid expire time in '{command}' command"));
     let Some(ms) = n.checked_mul(unit_ms) else {
         return invalid();

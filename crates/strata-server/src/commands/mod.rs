@@ -3,6 +3,7 @@
 
 mod connection;
 mod keys;
+mod long_double;
 mod server;
 mod strata_ext;
 mod strings;
@@ -250,8 +251,17 @@ pub(crate) fn write_failed(e: &WriteError) -> Frame {
     err(format!("ERR {e}"))
 }
 
-/// Parses an integer argument.
+/// Parses an integer argument as Redis's `string2ll` does: an optional `-`, then digits with
+/// no leading zero ("0" alone excepted). `+5`, `01`, `-0` and ` 1` are not integers to Redis
+/// (Rust's `i64::from_str` takes the first three).
 pub(crate) fn int(arg: &[u8]) -> Result<i64, Frame> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = arg == b"0"
+        || (digits.first().is_some_and(|d| (b'1'..=b'9').contains(d))
+            && digits.iter().all(u8::is_ascii_digit));
+    if !canonical {
+        return Err(not_an_integer());
+    }
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
@@ -368,4 +378,34 @@ fn unknown_command(args: &[&[u8]]) -> Frame {
         "ERR unknown command '{}', with args beginning with: {rest}",
         shown(args[0])
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::int;
+
+    #[test]
+    fn integers_parse_as_redis_parses_them() {
+        for (text, value) in [
+            ("0", 0),
+            ("-1", -1),
+            ("10", 10),
+            ("-9223372036854775808", i64::MIN),
+        ] {
+            assert_eq!(int(text.as_bytes()).ok(), Some(value), "{text}");
+        }
+        for text in [
+            "",
+            "-",
+            "+5",
+            "01",
+            "-0",
+            " 1",
+            "1 ",
+            "1e3",
+            "9223372036854775808",
+        ] {
+            assert!(int(text.as_bytes()).is_err(), "{text:?} is not an integer");
+        }
+    }
 }

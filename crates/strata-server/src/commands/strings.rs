@@ -3,6 +3,7 @@
 use bytes::{Bytes, BytesMut};
 use strata_resp::Frame;
 
+use super::long_double::{Float, LongDouble};
 use super::{Ctx, err, int, not_an_integer, syntax_error, write_failed};
 use crate::keyspace::{Entry, KeyGuard, now_ms};
 
@@ -29,7 +30,15 @@ enum Expiry {
     Unchanged,
 }
 
-/// Parses an expiry option's number for `command`; Redis rejects ≤ 0 and overflow.
+/// True for the options that take an expiry time.
+fn is_expiry_option(option: &[u8]) -> bool {
+    [&b"EX"[..], b"PX", b"EXAT", b"PXAT"]
+        .iter()
+        .any(|o| option.eq_ignore_ascii_case(o))
+}
+
+/// Parses an expiry option's number for `command`; Redis rejects ≤ 0 and overflow. Like
+/// Redis, callers check every option's name first and the number last: a syntax error wins.
 fn expiry(command: &str, option: &[u8], arg: &[u8]) -> Result<Expiry, Frame> {
     let n = int(arg)?;
     let invalid = || err(format!("ERR invalid expire time in '{command}' command"));
@@ -51,6 +60,8 @@ fn expiry(command: &str, option: &[u8], arg: &[u8]) -> Result<Expiry, Frame> {
 
 pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     let (mut nx, mut xx, mut get, mut exp) = (false, false, false, Expiry::Unchanged);
+    // Where the expiry option is (its number follows it).
+    let mut time: Option<usize> = None;
     let mut i = 3;
     while i < args.len() {
         let opt = args[i].to_ascii_uppercase();
@@ -58,17 +69,26 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
             b"NX" if !xx => nx = true,
             b"XX" if !nx => xx = true,
             b"GET" => get = true,
-            b"KEEPTTL" if exp == Expiry::Unchanged => exp = Expiry::Keep,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" if exp == Expiry::Unchanged && i + 1 < args.len() => {
-                exp = match expiry("set", &opt, args[i + 1]) {
-                    Ok(e) => e,
-                    Err(e) => return e,
-                };
+            // As in Redis, an option may come again (the last one counts), but KEEPTTL and
+            // the four expiry options exclude one another.
+            b"KEEPTTL" if time.is_none() => exp = Expiry::Keep,
+            b"EX" | b"PX" | b"EXAT" | b"PXAT"
+                if i + 1 < args.len()
+                    && time.is_none_or(|option| args[option].eq_ignore_ascii_case(&opt))
+                    && exp != Expiry::Keep =>
+            {
+                time = Some(i);
                 i += 1;
             }
             _ => return syntax_error(),
         }
         i += 1;
+    }
+    if let Some(option) = time {
+        exp = match expiry("set", args[option], args[option + 1]) {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
     }
     let key = ctx.shared.keyspace.lock(args[1]);
     // A plain SET needs no read of the old value.
@@ -161,13 +181,11 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
 }
 
 pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
-    let exp = match args.len() {
+    let timed = args.len() == 4 && is_expiry_option(args[2]);
+    let mut exp = match args.len() {
         2 => Expiry::Unchanged,
         3 if args[2].eq_ignore_ascii_case(b"PERSIST") => Expiry::Persist,
-        4 => match expiry("getex", args[2], args[3]) {
-            Ok(e) => e,
-            Err(e) => return e,
-        },
+        4 if timed => Expiry::Unchanged,
         _ => return syntax_error(),
     };
     let key = ctx.shared.keyspace.lock(args[1]);
@@ -176,6 +194,13 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
         return Frame::Null;
     };
     count_lookup(ctx, true);
+    // Redis reads the key before it checks the time: a missing key is nil, whatever the time.
+    if timed {
+        exp = match expiry("getex", args[2], args[3]) {
+            Ok(e) => e,
+            Err(e) => return e,
+        };
+    }
     let expires_at = match exp {
         Expiry::Unchanged | Expiry::Keep => return Frame::Bulk(entry.value_bytes()),
         Expiry::Persist => None,
@@ -355,64 +380,31 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     }
 }
 
-fn float(bytes: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    if text.is_empty() || text.trim() != text {
-        return None;
-    }
-    text.parse::<f64>().ok().filter(|f| !f.is_nan())
-}
-
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
-    let Some(by) = float(args[2]) else {
-        return err("ERR value is not a valid float");
+    let not_a_float = || err("ERR value is not a valid float");
+    let Some(by) = LongDouble::parse(args[2]) else {
+        return not_a_float();
     };
     let key = ctx.shared.keyspace.lock(args[1]);
     let old = key.get();
     let current = match &old {
-        None => 0.0,
-        Some(e) => match float(&e.value) {
+        None => Float::Finite(LongDouble::ZERO),
+        Some(e) => match LongDouble::parse(&e.value) {
             Some(f) => f,
-            None => return err("ERR value is not a valid float"),
+            None => return not_a_float(),
         },
     };
-    let new = current + by;
-    if !new.is_finite() {
+    // Redis adds in `long double` and prints with `%.17Lf` (see `long_double.rs`).
+    let sum = match (current, by) {
+        (Float::Finite(a), Float::Finite(b)) => a.add(&b),
+        _ => None,
+    };
+    let Some(sum) = sum else {
         return err("ERR increment would produce NaN or Infinity");
-    }
-    let text = Bytes::from(format_float(new));
+    };
+    let text = Bytes::from(sum.to_redis_string());
     match replace_value(&key, old, text.clone()) {
         Ok(()) => Frame::Bulk(text),
         Err(e) => e,
-    }
-}
-
-/// Like Redis: 17 significant digits, trailing zeros (and a trailing point) removed, no
-/// exponent.
-fn format_float(f: f64) -> String {
-    let text = format!("{f:.17}");
-    let digits_before_point = text.trim_start_matches('-').find('.').unwrap_or(text.len());
-    let keep = 17usize.saturating_sub(digits_before_point);
-    let rounded = format!("{f:.keep$}");
-    if rounded.contains('.') {
-        rounded
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-    } else {
-        rounded
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_float;
-
-    #[test]
-    fn floats_print_like_redis() {
-        assert_eq!(format_float(10.5), "10.5");
-        assert_eq!(format_float(5000.0), "5000");
-        assert_eq!(format_float(-0.25), "-0.25");
-        assert_eq!(format_float(3.0e15), "3000000000000000");
     }
 }

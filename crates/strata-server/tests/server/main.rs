@@ -3,6 +3,7 @@
 //! them); the tests fail, not skip, without them.
 
 mod clients;
+mod differential;
 mod lifecycle;
 mod protocol;
 mod security;

@@ -203,6 +203,10 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     }
     let expires_at = match exp {
         Expiry::Unchanged | Expiry::Keep => return Frame::Bulk(entry.value_bytes()),
+        // Nothing to remove: not a write (a WATCH on the key stays untouched, as in Redis).
+        Expiry::Persist if entry.expires_at().is_none() => {
+            return Frame::Bulk(entry.value_bytes());
+        }
         Expiry::Persist => None,
         Expiry::At(at) => Some(at),
     };

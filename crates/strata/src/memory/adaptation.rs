@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::policy::climber::Climber;
 use crate::policy::minisim::{
-    ACTIVE_EPOCHS, CANDIDATES, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES,
+    ACTIVE_EPOCHS, CANDIDATES, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES, w_tinylfu,
 };
 use crate::stats::{Counter, ThreadCounters, thread_stripe};
 
@@ -25,7 +25,7 @@ const REST_FACTOR: u64 = 3;
 /// Each active period that kept the shape doubles the next rest, until the simulations cost
 /// at most this many mini-cache accesses per request on average (see `Sampler::max_rest`): a
 /// workload that stays put stops paying for them. A small cache needs this most: its mini
-/// caches are as large as itself and replay every request seven times, which halved its
+/// caches are as large as itself and replay every request once per candidate, which halved its
 /// throughput at 1,000 entries. A large cache samples few requests, and rests 3× at most.
 const STABLE_COST: f64 = 1.0 / 16.0;
 /// A resting simulation wakes early, and its rests start over from [`REST_FACTOR`], when the
@@ -132,11 +132,7 @@ impl Adaptation {
         };
         if let Some(window) = climber.record(stats.get(Counter::Hits), stats.get(Counter::Misses)) {
             drop(climber);
-            self.publish(Shape {
-                window,
-                protected: INITIAL.protected,
-                s3fifo: false,
-            });
+            self.publish(w_tinylfu(window, INITIAL.protected));
         }
     }
 
@@ -347,17 +343,20 @@ mod tests {
             rests.push(length / sampler.period);
             rest(&sampler, &stats, length);
         }
-        // Every request sampled (R = 1): resting 111 periods brings 7 mini-cache accesses per
-        // request down to 1/16.
-        assert_eq!(rests, [6, 12, 24, 48, 96, 111, 111]);
+        // Every request sampled (R = 1): resting 16 × CANDIDATES − 1 periods brings as many
+        // mini-cache accesses per request as there are candidates down to 1/16.
+        let cap = 16 * CANDIDATES.len() as u64 - 1;
+        assert_eq!(rests, [6, 12, 24, 48, 96, cap, cap]);
     }
 
     #[test]
     fn a_large_cache_samples_few_requests_and_keeps_short_rests() {
-        // One key in 64 sampled: 7/64 of a mini-cache access per request even while active.
+        // One key in 64 sampled: 8/64 of a mini-cache access per request even while active.
         let sampler = Sampler::new(64 * TARGET_SIM_ENTRIES);
         assert_eq!(sampler.max_rest, REST_FACTOR);
-        assert_eq!(Sampler::new(4 * TARGET_SIM_ENTRIES).max_rest, 27);
+        // One in 4: 16 × CANDIDATES / 4 − 1 periods.
+        let max_rest = 4 * CANDIDATES.len() as u64 - 1;
+        assert_eq!(Sampler::new(4 * TARGET_SIM_ENTRIES).max_rest, max_rest);
     }
 
     #[test]

@@ -208,6 +208,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             self.ghost = Ghost::default();
         }
         self.s3fifo = shape.s3fifo;
+        self.sketch.set_staggered(shape.staggered);
         self.window_capacity = (self.capacity as f64 * shape.window) as u64;
         self.protected_capacity =
             ((self.capacity - self.window_capacity) as f64 * shape.protected) as u64;
@@ -226,6 +227,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             window,
             protected,
             s3fifo: self.s3fifo,
+            staggered: self.sketch.staggered(),
         });
         self.evict(out);
     }
@@ -551,7 +553,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         }
         if self.table.len() > 2 * self.sketch.sized_for() {
             // A weighted cache holds more entries than first estimated: grow the sketch.
+            let staggered = self.sketch.staggered();
             self.sketch = FrequencySketch::new(self.table.len(), self.sketch.seed());
+            self.sketch.set_staggered(staggered);
         }
         self.sketch.increment(new.hash);
     }
@@ -1021,7 +1025,7 @@ mod tests {
         Some(shard.entry(idx).region)
     }
 
-    const S3FIFO: Shape = CANDIDATES[CANDIDATES.len() - 1];
+    use crate::policy::minisim::S3FIFO;
 
     /// TinyLFU in front of one queue (moka's shape) on a loop longer than the cache: every key
     /// is equally frequent, so a tie must keep the victim and the cache a fixed set, which is

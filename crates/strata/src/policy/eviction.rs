@@ -1,15 +1,16 @@
 //! `EvictionPolicy`: the policy a cache runs, adaptive by default or pinned to one shape.
 
-use crate::policy::minisim::{INITIAL, S3FIFO, Shape};
+use crate::policy::minisim::{INITIAL, S3FIFO, Shape, w_tinylfu};
 
 /// Which eviction policy a [`Cache`](crate::Cache) runs; see
 /// [`CacheBuilder::eviction_policy`](crate::CacheBuilder::eviction_policy).
 ///
 /// By default the cache adapts: it runs miniature simulations of several shapes of its policy
-/// (W-TinyLFU with windows from 0 to 100% of capacity, and S3-FIFO) on a sample of its keys and
-/// uses whichever scores best (a weighted cache hill-climbs W-TinyLFU's window instead). A
-/// pinned policy never changes: its behaviour is predictable, and it saves the simulations'
-/// cost (a few percent of throughput; more for caches under a few thousand entries).
+/// (W-TinyLFU with windows from 0 to 100% of capacity, one with staggered sketch aging, and
+/// S3-FIFO) on a sample of its keys and uses whichever scores best (a weighted cache
+/// hill-climbs W-TinyLFU's window instead). A pinned policy never changes: its behaviour is
+/// predictable, and it saves the simulations' cost (a few percent of throughput; more for
+/// caches under a few thousand entries).
 ///
 /// ```
 /// use strata::{Cache, EvictionPolicy};
@@ -54,11 +55,7 @@ impl EvictionPolicy {
     /// [`Error::InvalidWindow`](crate::Error::InvalidWindow).
     pub const fn tiny_lfu_with_window(window: f64) -> Self {
         Self {
-            fixed: Some(Shape {
-                window,
-                protected: INITIAL.protected,
-                s3fifo: false,
-            }),
+            fixed: Some(w_tinylfu(window, INITIAL.protected)),
         }
     }
 

@@ -23,51 +23,50 @@ pub(crate) struct Shape {
     /// move to main, the others leave a ghost), keys that return while their ghost lasts go
     /// straight to main, and main is a FIFO with reinsertion (no admission duel).
     pub(crate) s3fifo: bool,
+    /// The frequency sketch ages a block at a time instead of all at once (see
+    /// `FrequencySketch::set_staggered`).
+    pub(crate) staggered: bool,
+}
+
+/// W-TinyLFU with `window` of capacity for the window and `protected` of the main region
+/// for its protected segment, its sketch halved all at once.
+pub(crate) const fn w_tinylfu(window: f64, protected: f64) -> Shape {
+    Shape {
+        window,
+        protected,
+        s3fifo: false,
+        staggered: false,
+    }
 }
 
 /// Candidate shapes: TinyLFU in front of one LRU queue (moka's shape), then W-TinyLFU with
 /// windows from Caffeine's classic 1 % up to plain LRU (window 1), main region split 20/80 as
-/// in Caffeine, and S3-FIFO as published. Spaced to cover the range, not fitted to any trace.
-/// S3-FIFO's ghost history wins where recency at middle distances matters (the ARC paper's P3
-/// trace, web and block traces), W-TinyLFU's frequency filter on loops and scans.
-pub(crate) const CANDIDATES: [Shape; 7] = [
-    Shape {
-        window: 0.0,
-        protected: 0.0,
-        s3fifo: false,
-    },
-    Shape {
-        window: 0.01,
-        protected: 0.8,
-        s3fifo: false,
-    },
-    Shape {
-        window: 0.1,
-        protected: 0.8,
-        s3fifo: false,
-    },
-    Shape {
-        window: 0.3,
-        protected: 0.8,
-        s3fifo: false,
-    },
-    Shape {
-        window: 0.6,
-        protected: 0.8,
-        s3fifo: false,
-    },
-    Shape {
-        window: 1.0,
-        protected: 0.8,
-        s3fifo: false,
-    },
+/// in Caffeine, S3-FIFO as published, and the classic W-TinyLFU with staggered aging. Spaced
+/// to cover the range, not fitted to any trace.
+/// - S3-FIFO's ghost history wins where recency at middle distances matters (the ARC paper's
+///   P3 trace, web and block traces), W-TinyLFU's frequency filter on loops and scans.
+/// - Staggered aging (`FrequencySketch::set_staggered`) spares block traces the burst of
+///   admissions that follows each halving of the whole sketch; on loops, whose keys are all
+///   equally frequent, the whole-sketch halving keeps them tied and the cached set fixed.
+pub(crate) const CANDIDATES: [Shape; 8] = [
+    w_tinylfu(0.0, 0.0),
+    w_tinylfu(0.01, 0.8),
+    w_tinylfu(0.1, 0.8),
+    w_tinylfu(0.3, 0.8),
+    w_tinylfu(0.6, 0.8),
+    w_tinylfu(1.0, 0.8),
     S3FIFO,
+    Shape {
+        staggered: true,
+        ..w_tinylfu(0.01, 0.8)
+    },
 ];
 /// S3-FIFO as published (Yang et al., SOSP 2023): a 10% small queue.
 pub(crate) const S3FIFO: Shape = Shape {
     window: 0.1,
     protected: 0.0,
     s3fifo: true,
+    staggered: false,
 };
 /// The shape a cache starts with: W-TinyLFU's classic.
 pub(crate) const INITIAL: Shape = CANDIDATES[1];

@@ -38,6 +38,10 @@ pub(crate) struct FrequencySketch {
     additions: u64,
     /// Mixed into every hash before it picks counters (see the module docs).
     seed: u64,
+    /// Ages a block at a time: see [`set_staggered`](Self::set_staggered).
+    staggered: bool,
+    /// The next block a staggered sketch halves.
+    age_next: usize,
 }
 
 impl FrequencySketch {
@@ -51,7 +55,29 @@ impl FrequencySketch {
             sample_size: 10 * entries.max(1) as u64,
             additions: 0,
             seed,
+            staggered: false,
+            age_next: 0,
         }
+    }
+
+    /// Staggered aging halves one block every `sample_size / blocks` additions, in turn,
+    /// instead of every counter every `sample_size` additions: no halving sets off a burst of
+    /// admissions, but keys in a block halved just now look rarer than the others for a while.
+    pub(crate) fn set_staggered(&mut self, staggered: bool) {
+        if staggered && !self.staggered {
+            // Keep the pace: the blocks due so far would all be halved at once otherwise.
+            self.additions %= self.per_block();
+        }
+        self.staggered = staggered;
+    }
+
+    /// Additions between two blocks' halvings in staggered aging.
+    fn per_block(&self) -> u64 {
+        (self.sample_size / self.table.len() as u64).max(1)
+    }
+
+    pub(crate) fn staggered(&self) -> bool {
+        self.staggered
     }
 
     /// The seed this sketch was built with (a regrown sketch keeps it).
@@ -128,7 +154,16 @@ impl FrequencySketch {
         }
         if added > 0 {
             self.additions += u64::from(added);
-            if self.additions >= self.sample_size {
+            if self.staggered {
+                let per_block = self.per_block();
+                while self.additions >= per_block {
+                    self.additions -= per_block;
+                    for word in self.table[self.age_next].0.iter_mut() {
+                        *word = (*word >> 1) & RESET_MASK;
+                    }
+                    self.age_next = (self.age_next + 1) & self.mask;
+                }
+            } else if self.additions >= self.sample_size {
                 self.reset();
             }
         }
@@ -224,6 +259,63 @@ mod tests {
             sketch.increment(k.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 << 40);
         }
         assert!(sketch.frequency(7) < before, "aging must lower old counts");
+    }
+
+    /// Staggered aging halves a few blocks at a time: halfway through a sample period about
+    /// half of a hot key set has been halved, and after a whole period all of it, once.
+    #[test]
+    fn staggered_aging_halves_block_by_block() {
+        let mut sketch = FrequencySketch::new(4096, 7);
+        let hot: Vec<u64> = (0..64_u64)
+            .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        for _ in 0..8 {
+            for &k in &hot {
+                sketch.increment(k);
+            }
+        }
+        let counts =
+            |sketch: &FrequencySketch| hot.iter().map(|&k| sketch.frequency(k)).collect::<Vec<_>>();
+        assert!(counts(&sketch).iter().all(|&c| c >= 8));
+        sketch.set_staggered(true);
+        // Cold keys, each seen once, drive the additions.
+        let mut cold = (1_u64 << 40..).map(|k| k.wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let mut add = |sketch: &mut FrequencySketch, n: u64| {
+            for k in cold.by_ref().take(n as usize) {
+                sketch.increment(k);
+            }
+        };
+        let period = sketch.sample_size;
+        add(&mut sketch, period / 2);
+        let halved = counts(&sketch).iter().filter(|&&c| c < 8).count();
+        assert!(
+            (16..=48).contains(&halved),
+            "{halved} of 64 halved halfway through"
+        );
+        add(&mut sketch, period / 2 + 64);
+        assert!(
+            counts(&sketch).iter().all(|&c| c < 8),
+            "all halved after a period"
+        );
+    }
+
+    /// Turning staggered aging on keeps its pace: the additions since the last whole halving
+    /// do not halve a run of blocks at once.
+    #[test]
+    fn turning_staggered_aging_on_halves_nothing_at_once() {
+        let mut sketch = FrequencySketch::new(4096, 7);
+        for k in 0..(sketch.sample_size - 10) {
+            sketch.increment(k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        }
+        let before = sketch.table.clone();
+        sketch.set_staggered(true);
+        sketch.increment(u64::MAX);
+        let changed = before
+            .iter()
+            .zip(sketch.table.iter())
+            .filter(|(a, b)| a.0 != b.0)
+            .count();
+        assert!(changed <= 2, "{changed} blocks changed for one addition");
     }
 
     #[test]

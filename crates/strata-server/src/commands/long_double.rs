@@ -96,7 +96,7 @@ impl LongDouble {
             // x + (-x) is +0 when rounding to nearest.
             return Some(Self::ZERO);
         }
-        match round(&(magnitude << 2u32), &BigUint::one(), exponent - 2) {
+        match round(&magnitude, &BigUint::one(), exponent) {
             Rounded::Finite(mut value) => {
                 value.negative = negative;
                 Some(value)

@@ -4,7 +4,8 @@
 //! Cache Admission Policy", 2017), laid out as Caffeine's `FrequencySketch` (block variant):
 //! the four counters of a key all sit in one 64-byte block, so counting or estimating a key
 //! costs one cache miss instead of four. A periodic halving ("reset") ages out old popularity
-//! so the sketch follows a changing workload.
+//! so the sketch follows a changing workload: all counters at once, or one block at a time
+//! at the same pace (`set_staggered`, one of the shapes the adaptation can choose).
 //!
 //! Each sketch mixes a random seed into the counter positions. TinyLFU can be attacked by
 //! inflating a resident victim's estimate with keys that share its counters, so that every

@@ -201,8 +201,9 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         (
             prop::sample::select(vec!["EXPIRE", "PEXPIRE"]),
             key(),
+            // Long enough in either unit (ms for PEXPIRE) that no key expires mid-list.
             prop::sample::select(vec![
-                "1000",
+                "100000000",
                 "2000000",
                 "-1",
                 "0",
@@ -233,7 +234,8 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         (
             prop::sample::select(vec!["SETEX", "PSETEX"]),
             key(),
-            prop::sample::select(vec!["1000", "0", "-5", "x", "100000"]),
+            // Times long enough in either unit (ms for PSETEX) that no key expires mid-list.
+            prop::sample::select(vec!["100000000", "0", "-5", "x", "2000000"]),
             value()
         )
             .prop_map(|(c, k, t, v)| vec![c.into(), k.into(), t.into(), v.into()]),
@@ -387,7 +389,6 @@ fn differential(cases: u32, protocol: u8, commands: impl Strategy<Value = Vec<Ve
     let strata = Server::start(&dir.path().join("strata"), &[]);
     std::fs::create_dir_all(dir.path().join("redis")).unwrap();
     let redis = Redis::start(&dir.path().join("redis"));
-    // The runner takes a `Fn`: the two connections sit behind `RefCell`s.
     let (mut ours, mut theirs) = (Client::new(strata.port), Client::new(redis.port));
     if protocol == 3 {
         // The servers describe themselves differently; only the protocol switch matters.
@@ -395,6 +396,7 @@ fn differential(cases: u32, protocol: u8, commands: impl Strategy<Value = Vec<Ve
             assert!(client.call(&["HELLO", "3"]).starts_with(b"%"));
         }
     }
+    // The runner takes a `Fn`: the two connections sit behind a `RefCell`.
     let clients = std::cell::RefCell::new((ours, theirs));
     let mut runner = TestRunner::new(Config {
         cases: std::env::var("DIFF_CASES")

@@ -972,7 +972,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::minisim::CANDIDATES;
+    use crate::policy::minisim::{CANDIDATES, S3FIFO};
 
     type TestShard = Shard<u64, u64, foldhash::fast::FixedState>;
 
@@ -1024,8 +1024,6 @@ mod tests {
         let idx = shard.find(shard.hasher.hash_one(key), &key)?;
         Some(shard.entry(idx).region)
     }
-
-    use crate::policy::minisim::S3FIFO;
 
     /// TinyLFU in front of one queue (moka's shape) on a loop longer than the cache: every key
     /// is equally frequent, so a tie must keep the victim and the cache a fixed set, which is

@@ -72,8 +72,9 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
             // As in Redis, an option may come again (the last one counts), but KEEPTTL and
             // the four expiry options exclude one another.
             b"KEEPTTL" if time.is_none() => exp = Expiry::Keep,
-            b"EX" | b"PX" | b"EXAT" | b"PXAT"
-                if i + 1 < args.len()
+            option
+                if is_expiry_option(option)
+                    && i + 1 < args.len()
                     && time.is_none_or(|option| args[option].eq_ignore_ascii_case(&opt))
                     && exp != Expiry::Keep =>
             {

@@ -3,10 +3,15 @@
 and prints a Markdown table with the reference best classic policy and OPT beside them.
 
 usage: scripts/hit-ratio-table.py [TRACES_DIR] [--caches strata,moka,quick_cache[,moka_bounded]]
+                                  [--runs N] [--weights W]
 
 Columns named strata:POLICY (strata:tinylfu-0.3, strata:s3fifo, ...; see `--cache` of the
 trace bench) run Strata with that policy pinned; the table then also shows the best of them
 per row and whether it alone would meet the goal.
+
+With --weights W > 1, entries weigh 1 to W (a hash of the key) and every cache is bounded by
+weight (see `--weights` of the trace bench). The reference columns are for unit weights and
+are left out: each row compares Strata with the best of moka and quick_cache.
 """
 import json, subprocess, sys, os, re
 
@@ -17,6 +22,7 @@ ap.add_argument("traces_dir", nargs="?",
                 default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "traces"))
 ap.add_argument("--caches", default="strata,moka,quick_cache")
 ap.add_argument("--runs", default="5", help="runs per cell, each with a freshly seeded cache (mean reported)")
+ap.add_argument("--weights", default="1", help="entries weigh 1 to this; 1: unit weights")
 args = ap.parse_args()
 traces_dir, caches = args.traces_dir, args.caches
 
@@ -34,13 +40,28 @@ for trace in dict.fromkeys(r[0] for r in rows):
     caps = ",".join(str(r[1]) for r in rows if r[0] == trace)
     out = subprocess.run(
         ["cargo", "run", "-q", "--release", "-p", "strata-bench", "--bin", "trace", "--",
-         "--trace", os.path.join(traces_dir, trace + ".keys.zst"), "--capacity", caps, "--cache", caches, "--runs", args.runs],
+         "--trace", os.path.join(traces_dir, trace + ".keys.zst"), "--capacity", caps, "--cache", caches, "--runs", args.runs,
+         "--weights", args.weights],
         check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         r = json.loads(line)
         results[(r["trace"], r["capacity"], r["cache"])] = r["hit_ratio"]
 
 names = caches.split(",")
+failures = 0
+if args.weights != "1":
+    print("| trace | capacity | " + " | ".join(names) + " | strata − best peer | ok |")
+    print("|---|---|" + "---|" * len(names) + "---|---|")
+    for trace, cap, _, _ in rows:
+        vals = [results[(trace, cap, n)] for n in names]
+        s = results.get((trace, cap, "strata"))
+        peers = [v for n, v in zip(names, vals) if n in ("moka", "quick_cache")]
+        diff = f"{s - max(peers):+.2f}" if s is not None and peers else ""
+        ok = ("yes" if s >= max(peers) else "NO") if diff else ""
+        failures += ok == "NO"
+        print(f"| {trace} | {cap} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {diff} | {ok} |")
+    print(f"\nrows behind a peer: {failures}", file=sys.stderr)
+    sys.exit(0)
 # Strata with pinned policies (strata:tinylfu-0.3, strata:s3fifo, ...): the best of them per
 # row, and whether that alone would meet the goal (what a perfect adaptation could reach).
 pinned = [n for n in names if n.startswith("strata:")]

@@ -57,7 +57,9 @@ impl BenchCache for BoundedMoka {
     }
 }
 
-impl BenchCache for quick_cache::sync::Cache<u64, u64> {
+impl<W: quick_cache::Weighter<u64, u64> + Clone + Send + Sync> BenchCache
+    for quick_cache::sync::Cache<u64, u64, W>
+{
     #[inline]
     fn get(&self, key: u64) -> Option<u64> {
         quick_cache::sync::Cache::get(self, &key)
@@ -111,20 +113,76 @@ pub fn strata_builder(
     ))
 }
 
+/// The weight of `key` when entries weigh from 1 to `max` (1 when `max` is 1): a hash of the
+/// key, so that a key always weighs the same and weight is independent of popularity.
+pub fn key_weight(key: u64, max: u32) -> u32 {
+    if max <= 1 {
+        return 1;
+    }
+    let mixed = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    1 + (mixed % u64::from(max)) as u32
+}
+
+/// [`key_weight`] as quick_cache's weigher.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyWeighter(pub u32);
+
+impl quick_cache::Weighter<u64, u64> for KeyWeighter {
+    fn weight(&self, key: &u64, _value: &u64) -> u64 {
+        u64::from(key_weight(*key, self.0))
+    }
+}
+
 /// Builds the named cache with room for `capacity` unit-weight entries.
 ///
 /// # Errors
 /// An unknown name.
 pub fn build(name: &str, capacity: u64) -> Result<Box<dyn BenchCache>, String> {
-    if let Some(builder) = strata_builder(name, capacity)? {
+    build_weighted(name, capacity, 1)
+}
+
+/// Builds the named cache for entries that weigh [`key_weight`]`(key, max_weight)`, bounded
+/// by weight: `capacity` entries of the mean weight, so that it holds about `capacity` entries
+/// whatever `max_weight` is. With `max_weight` 1, the same caches as [`build`] (unit weights,
+/// no weigher).
+///
+/// # Errors
+/// An unknown name.
+pub fn build_weighted(
+    name: &str,
+    capacity: u64,
+    max_weight: u32,
+) -> Result<Box<dyn BenchCache>, String> {
+    let max = max_weight.max(1);
+    // Mean weight (max + 1) / 2, rounded down.
+    let weight_capacity = capacity * (u64::from(max) + 1) / 2;
+    let weigh = move |key: &u64, _: &u64| key_weight(*key, max);
+    if let Some(builder) = strata_builder(name, weight_capacity)? {
+        let builder = if max > 1 {
+            builder.weigher(weigh)
+        } else {
+            builder
+        };
         return Ok(Box::new(builder.build().map_err(|e| e.to_string())?));
     }
+    let moka = || {
+        let builder = moka::sync::Cache::builder().max_capacity(weight_capacity);
+        if max > 1 {
+            builder.weigher(weigh).build()
+        } else {
+            builder.build()
+        }
+    };
+    let entries = usize::try_from(capacity).map_err(|e| e.to_string())?;
     Ok(match name {
-        "moka" => Box::new(moka::sync::Cache::<u64, u64>::new(capacity)),
-        "moka_bounded" => Box::new(BoundedMoka(moka::sync::Cache::new(capacity))),
-        "quick_cache" => Box::new(quick_cache::sync::Cache::<u64, u64>::new(
-            usize::try_from(capacity).map_err(|e| e.to_string())?,
+        "moka" => Box::new(moka()),
+        "moka_bounded" => Box::new(BoundedMoka(moka())),
+        "quick_cache" if max > 1 => Box::new(quick_cache::sync::Cache::with_weighter(
+            entries,
+            weight_capacity,
+            KeyWeighter(max),
         )),
+        "quick_cache" => Box::new(quick_cache::sync::Cache::<u64, u64>::new(entries)),
         other => {
             return Err(format!(
                 "unknown cache {other:?}; expected one of {CACHES:?}"
@@ -193,6 +251,30 @@ mod tests {
             assert_eq!(replay(cache.as_ref(), &keys), 45, "{name}");
         }
         assert!(build("lru", 10).is_err());
+    }
+
+    #[test]
+    fn key_weights_are_fixed_per_key_and_spread_over_their_range() {
+        assert!((0..1000).all(|key| key_weight(key, 1) == 1));
+        let weights: Vec<u32> = (0..10_000).map(|key| key_weight(key, 16)).collect();
+        assert!(weights.iter().all(|w| (1..=16).contains(w)));
+        assert_eq!(weights[7], key_weight(7, 16));
+        let mean = f64::from(weights.iter().sum::<u32>()) / weights.len() as f64;
+        assert!((mean - 8.5).abs() < 0.3, "mean weight {mean}");
+        assert!((1..=16).all(|w| weights.contains(&w)));
+    }
+
+    #[test]
+    fn every_name_builds_bounded_by_weight() {
+        for name in CACHES
+            .into_iter()
+            .chain(["strata:tinylfu", "strata:s3fifo"])
+        {
+            // Room for 100 entries of the mean weight: five keys of at most 16 fit.
+            let cache = build_weighted(name, 100, 16).expect("a known name");
+            let keys: Vec<u64> = (0..50).map(|i| i % 5).collect();
+            assert_eq!(replay(cache.as_ref(), &keys), 45, "{name}");
+        }
     }
 
     #[test]

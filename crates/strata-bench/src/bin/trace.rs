@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Parser;
 
-/// Replays a `*.keys.zst` trace as "get; on a miss, insert" with unit weights.
+/// Replays a `*.keys.zst` trace as "get; on a miss, insert" (unit weights unless `--weights`).
 #[derive(Parser)]
 struct Args {
     /// Trace files (zstd text, one u64 key per line).
@@ -22,6 +22,10 @@ struct Args {
     /// reported is their mean, with the min and max beside it.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Entries weigh from 1 to this (a hash of the key, see `strata_bench::key_weight`), and
+    /// every cache is bounded by weight: capacity × the mean weight. 1: unit weights.
+    #[arg(long, default_value_t = 1)]
+    weights: u32,
 }
 
 fn main() -> Result<(), String> {
@@ -36,7 +40,7 @@ fn main() -> Result<(), String> {
             for name in &args.cache {
                 let (mut hits, mut secs) = (Vec::new(), 0.0);
                 for _ in 0..args.runs.max(1) {
-                    let cache = strata_bench::build(name, capacity)?;
+                    let cache = strata_bench::build_weighted(name, capacity, args.weights)?;
                     let start = Instant::now();
                     hits.push(strata_bench::replay(cache.as_ref(), &keys));
                     secs += start.elapsed().as_secs_f64();
@@ -48,6 +52,7 @@ fn main() -> Result<(), String> {
                     "cache": name,
                     "trace": trace,
                     "capacity": capacity,
+                    "weights": args.weights,
                     "requests": keys.len(),
                     "hits": mean,
                     "hit_ratio": percent(mean),

@@ -19,8 +19,8 @@
 //!
 //! # The in-memory tier
 //! - Bounded by entry count or by total weight (a weigher); never above its bound.
-//! - Eviction by adaptive W-TinyLFU: a frequency sketch decides admission, and miniature
-//!   simulations (a hill climber for weighted caches) pick the policy's shape for the workload
+//! - Eviction by adaptive W-TinyLFU: a frequency sketch decides admission (size-aware for
+//!   weighted caches), and miniature simulations pick the policy's shape for the workload
 //!   (see `docs/memory-tier.md`).
 //! - Per-entry TTL, a default TTL, time-to-idle; expired entries are never returned.
 //! - Tags: `invalidate_tag` drops every entry that carries a tag.

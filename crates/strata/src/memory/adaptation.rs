@@ -1,22 +1,23 @@
-//! How a cache chooses its policy's shape while it runs: miniature simulations for unit-weight
-//! caches, a hill climber for weighted ones (whose entry counts the mini caches cannot model).
-//! One per cache, not per shard: it sees every request. See `docs/memory-tier.md`.
+//! How a cache chooses its policy's shape while it runs: miniature simulations of every
+//! candidate shape, fed a sample of the requests. One per cache, not per shard: it sees every
+//! request. See `docs/memory-tier.md`.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
-use crate::policy::climber::Climber;
 use crate::policy::minisim::{
-    ACTIVE_EPOCHS, CANDIDATES, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES, w_tinylfu,
+    ACTIVE_EPOCHS, CANDIDATES, INITIAL, MiniSim, Shape, TARGET_SIM_ENTRIES,
 };
 use crate::stats::{Counter, ThreadCounters, thread_stripe};
 
 /// A shard reports to the adaptation once per this many inserts.
 pub(super) const ADAPT_EVERY_INSERTS: u32 = 64;
-/// The climber samples 10 requests per unit of capacity (Caffeine's sample size).
-const SAMPLE_PER_CAPACITY: u64 = 10;
+/// A weighted cache's mini caches are resized when the live cache's entry count has moved
+/// this far (as a fraction) from the count they model.
+const RESIZE_DRIFT: f64 = 0.25;
 /// Sampled requests are replayed in the mini caches in batches of this many.
 const SAMPLE_BATCH: usize = 64;
 /// After an active period that changed the shape, the simulations rest this many times as
@@ -40,9 +41,12 @@ const DRIFT: f64 = 0.05;
 enum Chooser {
     /// Unit-weight caches: miniature simulations of every candidate shape.
     Simulations(Box<Sampler>),
-    /// Weighted caches: a hill climber on W-TinyLFU's window, and whether the cache has
-    /// evicted for size yet (the climber ignores warm-up).
-    Climber(Mutex<Climber>, AtomicBool),
+    /// Weighted caches: the same simulations, of unit-weight caches holding as many entries
+    /// as the live cache holds when full, which its mean weight so far tells. They start at
+    /// the first report of inserts, and follow the count when it drifts (see
+    /// [`RESIZE_DRIFT`]). They model the live cache well when weight does not depend on
+    /// popularity.
+    WeightedSimulations(OnceLock<Box<Sampler>>),
     /// A pinned policy (`EvictionPolicy`): nothing changes the shape.
     Fixed,
 }
@@ -59,10 +63,7 @@ pub(super) struct Adaptation {
 impl Adaptation {
     pub(super) fn new(capacity: u64, weighted: bool) -> Self {
         let chooser = if weighted {
-            Chooser::Climber(
-                Mutex::new(Climber::new(SAMPLE_PER_CAPACITY * capacity)),
-                AtomicBool::new(false),
-            )
+            Chooser::WeightedSimulations(OnceLock::new())
         } else {
             Chooser::Simulations(Box::new(Sampler::new(capacity)))
         };
@@ -102,7 +103,7 @@ impl Adaptation {
     /// is not sampled or the simulations rest).
     #[inline]
     pub(super) fn on_read(&self, hash: u64, stats: &ThreadCounters) {
-        if let Chooser::Simulations(sampler) = &self.chooser
+        if let Some(sampler) = self.sampler()
             && sampler.samples(hash)
             && let Some(shape) = sampler.record(hash, stats)
         {
@@ -110,29 +111,37 @@ impl Adaptation {
         }
     }
 
-    /// Called every [`ADAPT_EVERY_INSERTS`] inserts of a shard: wakes resting simulations, or
-    /// feeds the climber (weighted caches).
-    pub(super) fn on_inserts(&self, stats: &ThreadCounters) {
+    #[inline]
+    fn sampler(&self) -> Option<&Sampler> {
         match &self.chooser {
-            Chooser::Simulations(sampler) => sampler.maybe_wake(stats),
-            Chooser::Climber(climber, full) => self.climb(climber, full, stats),
-            Chooser::Fixed => {}
+            Chooser::Simulations(sampler) => Some(sampler),
+            Chooser::WeightedSimulations(sampler) => sampler.get().map(|s| &**s),
+            Chooser::Fixed => None,
         }
     }
 
-    fn climb(&self, climber: &Mutex<Climber>, full: &AtomicBool, stats: &ThreadCounters) {
-        if !full.load(Ordering::Relaxed) {
-            if stats.get(Counter::EvictedSize) == 0 {
-                return;
-            }
-            full.store(true, Ordering::Relaxed);
-        }
-        let Some(mut climber) = climber.try_lock() else {
-            return; // another thread is adapting right now
-        };
-        if let Some(window) = climber.record(stats.get(Counter::Hits), stats.get(Counter::Misses)) {
-            drop(climber);
-            self.publish(w_tinylfu(window, INITIAL.protected));
+    /// Called every [`ADAPT_EVERY_INSERTS`] inserts of a shard, with the entries the cache
+    /// holds when full as that shard estimates them: wakes resting simulations; in a weighted
+    /// cache, also starts them and keeps their size in step with that count.
+    pub(super) fn on_inserts(&self, stats: &ThreadCounters, entries: u64) {
+        match &self.chooser {
+            Chooser::Simulations(sampler) => sampler.maybe_wake(stats),
+            Chooser::WeightedSimulations(sampler) => match sampler.get() {
+                Some(sampler) => {
+                    sampler.follow(entries);
+                    sampler.maybe_wake(stats);
+                }
+                None => {
+                    sampler.get_or_init(|| {
+                        let sampler = Sampler::new(entries);
+                        // The live cache has a head start: the mini caches' first epoch once
+                        // full measures their fill's aftermath, not the shapes.
+                        sampler.sim.lock().wake();
+                        Box::new(sampler)
+                    });
+                }
+            },
+            Chooser::Fixed => {}
         }
     }
 
@@ -188,12 +197,15 @@ struct Sampler {
     /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use):
     /// one key in `mask + 1`.
     mask: u64,
+    /// The live entry count the mini caches model (`mask + 1` times theirs).
+    modeled: AtomicU64,
     /// Per-thread-stripe buffers of sampled hashes: a sampled read never touches a queue that
     /// other threads write, and only `try_lock`s its own stripe.
     buffers: Box<[CachePadded<Mutex<Vec<u64>>>]>,
 }
 
 impl Sampler {
+    /// Simulations of caches of `capacity` entries.
     fn new(capacity: u64) -> Self {
         let rate = (capacity / TARGET_SIM_ENTRIES).max(1);
         let den = (1_u64 << rate.ilog2()).min(1 << 16);
@@ -214,9 +226,23 @@ impl Sampler {
                 start: (0, 0),
             }),
             mask: den - 1,
+            modeled: AtomicU64::new(capacity),
             buffers: (0..stripes)
                 .map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH))))
                 .collect(),
+        }
+    }
+
+    /// Resizes the mini caches when the live cache's entry count drifted from the one they
+    /// model (a weighted cache's count follows its entries' weights).
+    fn follow(&self, entries: u64) {
+        let modeled = self.modeled.load(Ordering::Relaxed);
+        if (entries.abs_diff(modeled) as f64) <= RESIZE_DRIFT * modeled as f64 {
+            return;
+        }
+        if let Some(mut sim) = self.sim.try_lock() {
+            sim.resize(entries.div_ceil(self.mask + 1));
+            self.modeled.store(entries, Ordering::Relaxed);
         }
     }
 
@@ -380,6 +406,26 @@ mod tests {
             run_active_period(&sampler, &stats),
             2 * REST_FACTOR * sampler.period
         );
+    }
+
+    #[test]
+    fn a_weighted_cache_simulates_its_entry_count_and_follows_it() {
+        let adaptation = Adaptation::new(10_000, true);
+        let stats = ThreadCounters::new();
+        assert!(
+            adaptation.sampler().is_none(),
+            "simulating before any insert"
+        );
+        adaptation.on_inserts(&stats, 500);
+        let sampler = adaptation
+            .sampler()
+            .expect("simulating after the first report");
+        // 500 entries: every key sampled, mini caches of the live cache's entry count.
+        assert_eq!(sampler.sim.lock().capacity(), 500);
+        adaptation.on_inserts(&stats, 600);
+        assert_eq!(sampler.sim.lock().capacity(), 500, "a drift under 25%");
+        adaptation.on_inserts(&stats, 250);
+        assert_eq!(sampler.sim.lock().capacity(), 250);
     }
 
     #[test]

@@ -267,6 +267,8 @@ where
         let (hash, lock) = self.shard_for(&key);
         let mut removals = self.removals();
         let added;
+        // Every ADAPT_EVERY_INSERTS new keys: the entries the cache holds when full, as this
+        // shard sees it (its count, scaled to its whole capacity and to every shard).
         let adapt;
         {
             let mut cell = lock.write();
@@ -288,10 +290,12 @@ where
             };
             added = cell.shard.insert(new, now, &mut removals);
             cell.inserts_since_adapt += u32::from(added);
-            adapt = cell.inserts_since_adapt >= ADAPT_EVERY_INSERTS;
-            if adapt {
+            adapt = (cell.inserts_since_adapt >= ADAPT_EVERY_INSERTS).then(|| {
                 cell.inserts_since_adapt = 0;
-            }
+                let shard = &cell.shard;
+                let full = shard.len() as u64 * shard.capacity() / shard.weight().max(1);
+                full * inner.shards.len() as u64
+            });
         }
         let counters = inner.stats.local();
         counters.add(
@@ -303,8 +307,8 @@ where
             1,
         );
         self.finish_counted(removals, counters);
-        if adapt {
-            inner.adaptation.on_inserts(&inner.stats);
+        if let Some(entries) = adapt {
+            inner.adaptation.on_inserts(&inner.stats, entries);
         }
     }
 

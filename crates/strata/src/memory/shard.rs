@@ -164,6 +164,8 @@ pub(crate) struct Shard<K, V, S> {
     entering_s3fifo: bool,
     /// S3-FIFO's ghost: the keys the small queue let go recently (empty in W-TinyLFU).
     ghost: Ghost,
+    /// The victims of the current admission duel (scratch space, see `admit`).
+    victims: Vec<u32>,
 }
 
 impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
@@ -193,6 +195,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             s3fifo: false,
             entering_s3fifo: false,
             ghost: Ghost::default(),
+            victims: Vec::new(),
         };
         shard.set_shape(crate::policy::minisim::INITIAL);
         shard
@@ -682,22 +685,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 continue;
             }
             // The candidate stays at the window's head during its duels: they only touch main.
-            let mut admitted = true;
-            let main_capacity = self.capacity - self.window_capacity;
-            while self.weight > self.capacity
-                && self.main_weight() + u64::from(self.entry(candidate).weight) > main_capacity
-            {
-                let Some(victim) = self.main_victim() else {
-                    break;
-                };
-                if self.admit(candidate, victim) {
-                    self.evict_entry(victim, out);
-                } else {
-                    admitted = false;
-                    break;
-                }
-            }
-            if admitted {
+            if self.make_room(candidate, out) {
                 self.move_to_tail(Region::Probation, candidate);
             } else {
                 self.evict_entry(candidate, out);
@@ -822,10 +810,88 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         }
     }
 
-    /// TinyLFU admission: does `candidate` deserve `victim`'s place?
-    fn admit(&self, candidate: u32, victim: u32) -> bool {
-        let candidate_frequency = self.sketch.frequency(self.hash_of(candidate));
-        candidate_frequency > self.sketch.frequency(self.hash_of(victim))
+    /// Makes room in main for the window's `candidate` by admission duels; false if it lost
+    /// one (it must leave). More than one duel only after a change of shape left main over
+    /// its share.
+    fn make_room(&mut self, candidate: u32, out: &mut Removals<'_, K, V>) -> bool {
+        loop {
+            let room = self.room_needed(candidate);
+            if room == 0 {
+                return true;
+            }
+            if !self.admit(candidate, room) {
+                return false;
+            }
+            if self.victims.is_empty() {
+                return true; // main is empty: the eviction after the duels makes room
+            }
+            let victims = std::mem::take(&mut self.victims);
+            for &victim in &victims {
+                self.evict_entry(victim, out);
+            }
+            self.victims = victims;
+        }
+    }
+
+    /// The room `candidate` needs in main, at most its weight: the shard must fit its
+    /// capacity, and the candidate main's share.
+    fn room_needed(&self, candidate: u32) -> u64 {
+        let weight = u64::from(self.entry(candidate).weight);
+        let main_capacity = self.capacity - self.window_capacity;
+        self.weight
+            .saturating_sub(self.capacity)
+            .min((self.main_weight() + weight).saturating_sub(main_capacity))
+            .min(weight)
+    }
+
+    /// TinyLFU's admission duel, size-aware: does `candidate` deserve `room` in main? Its
+    /// victims are main's next entries in eviction order, as many as free `room` (or all
+    /// there are); they are left in `self.victims` for the caller to evict. The candidate must
+    /// be seen more often than all of them together (Einziger, Eytan, Friedman, Manes,
+    /// "Lightweight Robust Size Aware Cache Management", 2022; moka does the same): a heavy
+    /// newcomer displaces several entries and wins only if it is worth them all. With unit
+    /// weights this is the classic duel against one victim.
+    fn admit(&mut self, candidate: u32, room: u64) -> bool {
+        self.victims.clear();
+        let mut freed = 0;
+        let mut next = self.main_victim();
+        while let Some(victim) = next {
+            self.victims.push(victim);
+            freed += u64::from(self.entry(victim).weight);
+            if freed >= room {
+                break;
+            }
+            next = self.victim_after(victim);
+        }
+        // Estimates only after the walk: the hits it folded in may have halved the sketch.
+        let candidate_frequency = u32::from(self.sketch.frequency(self.hash_of(candidate)));
+        let mut frequency = 0;
+        for &victim in &self.victims {
+            frequency += u32::from(self.sketch.frequency(self.hash_of(victim)));
+            if frequency >= candidate_frequency {
+                self.victims.clear();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The entry after `victim` in its list that was not hit since it was last examined, hit
+    /// ones promoted on the way (as [`main_victim`](Self::main_victim) does from the head);
+    /// None at the list's end.
+    fn victim_after(&mut self, victim: u32) -> Option<u32> {
+        loop {
+            let next = self.entry(victim).next;
+            if next == NIL {
+                return None;
+            }
+            if !self.take_hits(next) {
+                return Some(next);
+            }
+            self.unlink(next);
+            self.link_tail(Region::Protected, next);
+            self.demote_protected_overflow(usize::MAX);
+        }
     }
 
     /// Clears the hit counter of an entry in the window without counting the hits as
@@ -1002,6 +1068,49 @@ mod tests {
             tags: Box::default(),
         };
         shard.insert(new, 0, &mut Removals::new(false, None));
+    }
+
+    fn put_weighing(shard: &mut TestShard, key: u64, weight: u32) {
+        let new = NewEntry {
+            hash: shard.hasher.hash_one(key),
+            key,
+            value: key,
+            weight,
+            expires_at: NEVER,
+            tags: Box::default(),
+        };
+        shard.insert(new, 0, &mut Removals::new(false, None));
+    }
+
+    /// Size-aware admission: a newcomer ten times as heavy as the entries it would displace
+    /// must be seen more often than the ten of them together, not than the first one alone.
+    #[test]
+    fn a_heavy_newcomer_must_outweigh_all_it_displaces() {
+        let mut shard = shard_of(100, CANDIDATES[0]);
+        for key in 0..100 {
+            put(&mut shard, key); // each seen once
+        }
+        let seen = |shard: &mut TestShard, key: u64, times: usize| {
+            for _ in 0..times {
+                shard.sketch.increment(shard.hasher.hash_one(key));
+            }
+        };
+        // Seen 5 times with its insert: more than any one victim, less than ten together.
+        seen(&mut shard, 1000, 4);
+        put_weighing(&mut shard, 1000, 10);
+        assert_eq!(region_of(&shard, 1000), None, "a heavy newcomer got in");
+        assert_eq!(shard.len(), 100, "its victims were evicted anyway");
+        // Seen 12 times: worth the ten entries it displaces.
+        seen(&mut shard, 1001, 11);
+        put_weighing(&mut shard, 1001, 10);
+        assert_eq!(region_of(&shard, 1001), Some(Region::Probation));
+        assert_eq!(shard.len(), 91);
+        assert_eq!(shard.weight(), 100);
+        // A light newcomer duels one victim, as in classic TinyLFU.
+        seen(&mut shard, 1002, 1);
+        put(&mut shard, 1002);
+        assert_eq!(region_of(&shard, 1002), Some(Region::Probation));
+        shard.check();
     }
 
     fn shard_of(capacity: u64, shape: Shape) -> TestShard {

@@ -7,8 +7,8 @@ use crate::policy::minisim::{INITIAL, S3FIFO, Shape, w_tinylfu};
 ///
 /// By default the cache adapts: it runs miniature simulations of several shapes of its policy
 /// (W-TinyLFU with windows from 0 to 100% of capacity, one with staggered sketch aging, and
-/// S3-FIFO) on a sample of its keys and uses whichever scores best (a weighted cache
-/// hill-climbs W-TinyLFU's window instead). A pinned policy never changes: its behaviour is
+/// S3-FIFO) on a sample of its keys and uses whichever scores best, whether the cache is
+/// bounded by entry count or by weight. A pinned policy never changes: its behaviour is
 /// predictable, and it saves the simulations' cost (a few percent of throughput; more for
 /// caches under a few thousand entries).
 ///

@@ -84,6 +84,11 @@ const SCORE_DECAY: f64 = 0.25;
 /// does not make the live cache flap between near-equal sizes.
 const HYSTERESIS: f64 = 0.002;
 
+/// The sampled requests per epoch of mini caches of `capacity` entries.
+fn epoch_length(capacity: u64) -> u64 {
+    (EPOCH_PER_ENTRY * capacity).max(256)
+}
+
 /// A sampled key stands in for itself in the mini caches: it is the live key's hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct SampledKey(u64);
@@ -169,7 +174,7 @@ impl MiniSim {
             epoch_requests: 0,
             active_epochs: 0,
             warming_up: false,
-            epoch_length: (EPOCH_PER_ENTRY * capacity).max(256),
+            epoch_length: epoch_length(capacity),
             current: 1,
             switched: false,
         }
@@ -208,9 +213,10 @@ impl MiniSim {
         let requests = requests as f64;
         self.active_epochs += 1;
         // Until the mini caches are full their hit ratios tell how they fill, not how they
-        // evict: no scores from then (the climber waits for a full cache likewise).
-        let filling = self.sims.iter().any(|sim| sim.weight() < sim.capacity());
-        if std::mem::take(&mut self.warming_up) || filling {
+        // evict: no scores from then. A warm-up epoch is one that ends with them full.
+        if self.sims.iter().any(|sim| sim.weight() < sim.capacity())
+            || std::mem::take(&mut self.warming_up)
+        {
             return None;
         }
         let weight = if self.scored { SCORE_DECAY } else { 1.0 };
@@ -233,6 +239,16 @@ impl MiniSim {
         None
     }
 
+    /// Makes every mini cache hold `capacity` entries (evicting down to it at once); the
+    /// epochs keep their length per entry.
+    pub(crate) fn resize(&mut self, capacity: u64) {
+        let mut dropped = Removals::new(false, None);
+        for sim in &mut self.sims {
+            sim.set_capacity(capacity, &mut dropped);
+        }
+        self.epoch_length = epoch_length(capacity);
+    }
+
     /// The sampled requests per epoch.
     pub(crate) fn epoch_length(&self) -> u64 {
         self.epoch_length
@@ -249,7 +265,8 @@ impl MiniSim {
     }
 
     /// Starts a new active period after a rest; the mini caches missed the requests made
-    /// meanwhile, so the first epoch re-warms them.
+    /// meanwhile, so the first epoch re-warms them. Also for simulations that start after
+    /// the live cache did (a weighted cache's): their first epoch once full is not scored.
     pub(crate) fn wake(&mut self) {
         self.active_epochs = 0;
         self.switched = false;
@@ -263,6 +280,12 @@ impl MiniSim {
             std::mem::take(&mut self.epoch_hits),
             std::mem::take(&mut self.epoch_requests),
         )
+    }
+
+    /// The mini caches' capacity.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.sims[0].capacity()
     }
 
     /// The window fraction in use.

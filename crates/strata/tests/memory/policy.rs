@@ -113,3 +113,24 @@ fn a_window_outside_the_capacity_is_refused() {
         );
     }
 }
+
+/// A cache bounded by weight adapts its shape as one bounded by entry count does: on short
+/// reuse it leaves the 1% window, which lets every second request go, for a recency shape.
+#[test]
+fn a_weighted_cache_adapts_its_shape_too() {
+    let reuse = || (0..40_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);
+    // Weights 1 to 4 (mean 2.5): about 1,000 entries fit, as in the caches above.
+    let weighted = |policy: EvictionPolicy| {
+        Cache::builder()
+            .max_capacity(2_500)
+            .weigher(|key: &u64, _: &u64| (key % 4 + 1) as u32)
+            .shards(1)
+            .eviction_policy(policy)
+            .build()
+            .expect("valid config")
+    };
+    let tiny_lfu = hit_ratio(&weighted(EvictionPolicy::tiny_lfu()), reuse());
+    let adaptive = hit_ratio(&weighted(EvictionPolicy::adaptive()), reuse());
+    assert!(tiny_lfu < 0.3, "TinyLFU: {tiny_lfu}");
+    assert!(adaptive > 0.45, "adaptive: {adaptive} (TinyLFU {tiny_lfu})");
+}

@@ -127,3 +127,57 @@ fn readers_and_writers_on_hot_keys() {
     }
     assert!(cache.len() <= 64);
 }
+
+/// A cache bounded by weight, its entries getting heavier halfway through (so its entry count
+/// halves and the simulations resize their mini caches), under four threads: the weight bound
+/// holds at every instant and the counters account for every entry.
+#[test]
+fn a_weighted_cache_whose_entries_get_heavier_keeps_its_bound() {
+    const CAPACITY: u64 = 4_000;
+    let cache: Cache<u64, (u64, u32)> = Cache::builder()
+        .max_capacity(CAPACITY)
+        .weigher(|_, value: &(u64, u32)| value.1)
+        .shards(2)
+        .build()
+        .expect("valid config");
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                assert!(cache.weighted_size() <= CAPACITY);
+            }
+        })
+    };
+    let workers: Vec<_> = (0..4_u64)
+        .map(|t| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(t);
+                for i in 0..60_000_u64 {
+                    // Weights 1–4 in the first half, 8–11 in the second.
+                    let weight = rng.random_range(1..5) + if i < 30_000 { 0 } else { 7 };
+                    let key = rng.random_range(0..20_000_u64);
+                    match cache.get(&key) {
+                        Some((k, _)) => assert_eq!(k, key, "a value stored under another key"),
+                        None => cache.insert(key, (key, weight)),
+                    }
+                    if i % 1000 == 0 {
+                        cache.remove(&key);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker panicked");
+    }
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().expect("watcher panicked");
+    let stats = cache.stats();
+    let departed = stats.evicted_size + stats.removed_explicit;
+    assert_eq!(stats.inserts - departed, cache.len() as u64, "{stats:?}");
+    assert!(cache.weighted_size() <= CAPACITY);
+    // Heavy entries now: about capacity ÷ 9.5 of them.
+    assert!(cache.len() < 600, "{} entries", cache.len());
+}

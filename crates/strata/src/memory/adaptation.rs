@@ -15,9 +15,6 @@ use crate::stats::{Counter, ThreadCounters, thread_stripe};
 
 /// A shard reports to the adaptation once per this many inserts.
 pub(super) const ADAPT_EVERY_INSERTS: u32 = 64;
-/// A weighted cache's mini caches are resized when the live cache's entry count has moved
-/// this far (as a fraction) from the count they model.
-const RESIZE_DRIFT: f64 = 0.25;
 /// Sampled requests are replayed in the mini caches in batches of this many.
 const SAMPLE_BATCH: usize = 64;
 /// After an active period that changed the shape, the simulations rest this many times as
@@ -41,12 +38,10 @@ const DRIFT: f64 = 0.05;
 enum Chooser {
     /// Unit-weight caches: miniature simulations of every candidate shape.
     Simulations(Box<Sampler>),
-    /// Weighted caches: the same simulations, of unit-weight caches holding as many entries
-    /// as the live cache holds when full, which its mean weight so far tells. They start at
-    /// the first report of inserts, and follow the count when it drifts (see
-    /// [`RESIZE_DRIFT`]). They model the live cache well when weight does not depend on
-    /// popularity.
-    WeightedSimulations(OnceLock<Box<Sampler>>),
+    /// Weighted caches (their capacity beside): the same simulations, of weighted mini caches.
+    /// Their sampling rate depends on how many entries the cache holds, which its mean weight
+    /// so far tells: they start at the first report of inserts.
+    WeightedSimulations(OnceLock<Box<Sampler>>, u64),
     /// A pinned policy (`EvictionPolicy`): nothing changes the shape.
     Fixed,
 }
@@ -63,7 +58,7 @@ pub(super) struct Adaptation {
 impl Adaptation {
     pub(super) fn new(capacity: u64, weighted: bool) -> Self {
         let chooser = if weighted {
-            Chooser::WeightedSimulations(OnceLock::new())
+            Chooser::WeightedSimulations(OnceLock::new(), capacity)
         } else {
             Chooser::Simulations(Box::new(Sampler::new(capacity)))
         };
@@ -115,25 +110,34 @@ impl Adaptation {
     fn sampler(&self) -> Option<&Sampler> {
         match &self.chooser {
             Chooser::Simulations(sampler) => Some(sampler),
-            Chooser::WeightedSimulations(sampler) => sampler.get().map(|s| &**s),
+            Chooser::WeightedSimulations(sampler, _) => sampler.get().map(|s| &**s),
             Chooser::Fixed => None,
+        }
+    }
+
+    /// Called by every insert: in a weighted cache, the mini caches learn a sampled key's
+    /// weight.
+    #[inline]
+    pub(super) fn on_insert(&self, hash: u64, weight: u32) {
+        if let Chooser::WeightedSimulations(sampler, _) = &self.chooser
+            && let Some(sampler) = sampler.get()
+            && sampler.samples(hash)
+        {
+            sampler.remember(hash, weight);
         }
     }
 
     /// Called every [`ADAPT_EVERY_INSERTS`] inserts of a shard, with the entries the cache
     /// holds when full as that shard estimates them: wakes resting simulations; in a weighted
-    /// cache, also starts them and keeps their size in step with that count.
+    /// cache, starts them first.
     pub(super) fn on_inserts(&self, stats: &ThreadCounters, entries: u64) {
         match &self.chooser {
             Chooser::Simulations(sampler) => sampler.maybe_wake(stats),
-            Chooser::WeightedSimulations(sampler) => match sampler.get() {
-                Some(sampler) => {
-                    sampler.follow(entries);
-                    sampler.maybe_wake(stats);
-                }
+            Chooser::WeightedSimulations(sampler, capacity) => match sampler.get() {
+                Some(sampler) => sampler.maybe_wake(stats),
                 None => {
                     sampler.get_or_init(|| {
-                        let sampler = Sampler::new(entries);
+                        let sampler = Sampler::weighted(*capacity, entries);
                         // The live cache has a head start: the mini caches' first epoch once
                         // full measures their fill's aftermath, not the shapes.
                         sampler.sim.lock().wake();
@@ -197,8 +201,10 @@ struct Sampler {
     /// A key is sampled when `(hash >> 40) & mask == 0` (bits the shard and table do not use):
     /// one key in `mask + 1`.
     mask: u64,
-    /// The live entry count the mini caches model (`mask + 1` times theirs).
-    modeled: AtomicU64,
+    /// Weighted caches: the weights of sampled keys, direct-mapped (a slot holds the top half
+    /// of a key's hash and its weight; 0 is empty), and the mean weight, for a key not found
+    /// there.
+    weights: Option<(Box<[AtomicU64]>, u32)>,
     /// Per-thread-stripe buffers of sampled hashes: a sampled read never touches a queue that
     /// other threads write, and only `try_lock`s its own stripe.
     buffers: Box<[CachePadded<Mutex<Vec<u64>>>]>,
@@ -207,11 +213,35 @@ struct Sampler {
 impl Sampler {
     /// Simulations of caches of `capacity` entries.
     fn new(capacity: u64) -> Self {
-        let rate = (capacity / TARGET_SIM_ENTRIES).max(1);
+        Self::sampling(capacity, |den| MiniSim::new(capacity.div_ceil(den)))
+    }
+
+    /// Simulations of weighted caches of `capacity` in weight, holding about `entries`: the
+    /// sampling rate is chosen by `entries`, as for unit weights, and each mini cache gets
+    /// that share of `capacity`.
+    fn weighted(capacity: u64, entries: u64) -> Self {
+        let mut sampler = Self::sampling(entries, |den| {
+            MiniSim::weighted(capacity.div_ceil(den), entries.div_ceil(den))
+        });
+        // Room for the weights of about four times the keys a mini cache holds.
+        let slots = (4 * entries.div_ceil(sampler.mask + 1))
+            .next_power_of_two()
+            .max(1024);
+        let mean = u32::try_from(capacity / entries.max(1))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        sampler.weights = Some(((0..slots).map(|_| AtomicU64::new(0)).collect(), mean));
+        sampler
+    }
+
+    /// Samples one key in R, R chosen so that mini caches for `entries` hold about
+    /// [`TARGET_SIM_ENTRIES`]; `sim(R)` builds them.
+    fn sampling(entries: u64, sim: impl FnOnce(u64) -> MiniSim) -> Self {
+        let rate = (entries / TARGET_SIM_ENTRIES).max(1);
         let den = (1_u64 << rate.ilog2()).min(1 << 16);
         let stripes =
             (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
-        let sim = MiniSim::new(capacity.div_ceil(den));
+        let sim = sim(den);
         Self {
             period: u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * den,
             max_rest: ((CANDIDATES.len() as f64 / den as f64 / STABLE_COST) as u64)
@@ -226,23 +256,33 @@ impl Sampler {
                 start: (0, 0),
             }),
             mask: den - 1,
-            modeled: AtomicU64::new(capacity),
+            weights: None,
             buffers: (0..stripes)
                 .map(|_| CachePadded::new(Mutex::new(Vec::with_capacity(SAMPLE_BATCH))))
                 .collect(),
         }
     }
 
-    /// Resizes the mini caches when the live cache's entry count drifted from the one they
-    /// model (a weighted cache's count follows its entries' weights).
-    fn follow(&self, entries: u64) {
-        let modeled = self.modeled.load(Ordering::Relaxed);
-        if (entries.abs_diff(modeled) as f64) <= RESIZE_DRIFT * modeled as f64 {
-            return;
+    /// Records a sampled key's weight (a weighted cache's insert).
+    fn remember(&self, hash: u64, weight: u32) {
+        if let Some((slots, _)) = &self.weights {
+            let slot = &slots[hash as usize & (slots.len() - 1)];
+            slot.store((hash & !0xFFFF_FFFF) | u64::from(weight), Ordering::Relaxed);
         }
-        if let Some(mut sim) = self.sim.try_lock() {
-            sim.resize(entries.div_ceil(self.mask + 1));
-            self.modeled.store(entries, Ordering::Relaxed);
+    }
+
+    /// A sampled key's weight: as last inserted, or the mean (1 in a unit-weight cache).
+    fn weight_of(&self, hash: u64) -> u32 {
+        match &self.weights {
+            None => 1,
+            Some((slots, mean)) => {
+                let slot = slots[hash as usize & (slots.len() - 1)].load(Ordering::Relaxed);
+                if slot != 0 && slot & !0xFFFF_FFFF == hash & !0xFFFF_FFFF {
+                    slot as u32
+                } else {
+                    *mean
+                }
+            }
         }
     }
 
@@ -265,7 +305,10 @@ impl Sampler {
         drop(buffer);
         // Lossy like Caffeine's read buffer: if another thread is replaying, drop this batch.
         let mut sim = self.sim.try_lock()?;
-        let shape = batch.into_iter().filter_map(|hash| sim.access(hash)).last();
+        let shape = batch
+            .into_iter()
+            .filter_map(|hash| sim.access(hash, self.weight_of(hash)))
+            .last();
         if sim.wants_rest() && self.active.load(Ordering::Relaxed) {
             let rest_factor = if sim.switched() {
                 REST_FACTOR
@@ -409,23 +452,33 @@ mod tests {
     }
 
     #[test]
-    fn a_weighted_cache_simulates_its_entry_count_and_follows_it() {
-        let adaptation = Adaptation::new(10_000, true);
+    fn a_weighted_cache_simulates_weighted_mini_caches() {
+        // 100,000 in weight, entries of mean weight 20: 5,000 entries, so one key in 4 is
+        // sampled and each mini cache gets a quarter of the weight.
+        let adaptation = Adaptation::new(100_000, true);
         let stats = ThreadCounters::new();
         assert!(
             adaptation.sampler().is_none(),
             "simulating before any insert"
         );
-        adaptation.on_inserts(&stats, 500);
+        adaptation.on_inserts(&stats, 5_000);
         let sampler = adaptation
             .sampler()
             .expect("simulating after the first report");
-        // 500 entries: every key sampled, mini caches of the live cache's entry count.
-        assert_eq!(sampler.sim.lock().capacity(), 500);
-        adaptation.on_inserts(&stats, 600);
-        assert_eq!(sampler.sim.lock().capacity(), 500, "a drift under 25%");
-        adaptation.on_inserts(&stats, 250);
-        assert_eq!(sampler.sim.lock().capacity(), 250);
+        assert_eq!(sampler.mask + 1, 4);
+        assert_eq!(sampler.sim.lock().capacity(), 25_000);
+        // A sampled key's weight, once inserted, is what the mini caches replay it with;
+        // an unknown key weighs the mean.
+        let sampled = (0_u64..)
+            .map(|i| i << 20)
+            .find(|&h| sampler.samples(h))
+            .expect("one");
+        assert_eq!(sampler.weight_of(sampled), 20);
+        adaptation.on_insert(sampled, 7);
+        assert_eq!(sampler.weight_of(sampled), 7);
+        assert_eq!(sampler.weight_of(sampled ^ (1 << 50)), 20, "another key");
+        // A unit-weight cache's keys weigh 1.
+        assert_eq!(Sampler::new(64).weight_of(sampled), 1);
     }
 
     #[test]

@@ -297,6 +297,7 @@ where
                 full * inner.shards.len() as u64
             });
         }
+        inner.adaptation.on_insert(hash, weight);
         let counters = inner.stats.local();
         counters.add(
             if added {

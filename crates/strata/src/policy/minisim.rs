@@ -10,6 +10,7 @@
 
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use crate::listener::RemovalCause;
 use crate::memory::removals::Removals;
 use crate::memory::shard::{NEVER, NewEntry, Shard};
 
@@ -136,6 +137,8 @@ pub(crate) struct MiniSim {
     scores: [f64; CANDIDATES.len()],
     /// False until an epoch has been scored (a score of 0.0 is a real hit ratio).
     scored: bool,
+    /// A mini cache has evicted: it is full (a weighted one may stay below its capacity).
+    evicted: bool,
     epoch_requests: u64,
     /// Epochs completed since the simulations last woke up.
     active_epochs: u32,
@@ -151,13 +154,19 @@ pub(crate) struct MiniSim {
 impl MiniSim {
     /// Mini caches of `capacity` entries each.
     pub(crate) fn new(capacity: u64) -> Self {
+        Self::weighted(capacity, capacity)
+    }
+
+    /// Mini caches of `capacity` in weight, holding about `entries` entries (their sketches
+    /// and epochs are sized by it).
+    pub(crate) fn weighted(capacity: u64, entries: u64) -> Self {
         let sims = CANDIDATES
             .iter()
             .enumerate()
             .map(|(i, &shape)| {
                 let mut shard = Shard::new(
                     capacity,
-                    usize::try_from(capacity).unwrap_or(usize::MAX),
+                    usize::try_from(entries).unwrap_or(usize::MAX),
                     None,
                     i as u64 + 1,
                     Prehashed,
@@ -171,18 +180,19 @@ impl MiniSim {
             epoch_hits: [0; CANDIDATES.len()],
             scores: [0.0; CANDIDATES.len()],
             scored: false,
+            evicted: false,
             epoch_requests: 0,
             active_epochs: 0,
             warming_up: false,
-            epoch_length: epoch_length(capacity),
+            epoch_length: epoch_length(entries),
             current: 1,
             switched: false,
         }
     }
 
-    /// Replays one sampled request ("get; on a miss, insert") in every mini cache. Returns the
-    /// shape to use when an epoch ends with a new choice.
-    pub(crate) fn access(&mut self, hash: u64) -> Option<Shape> {
+    /// Replays one sampled request ("get; on a miss, insert", the key weighing `weight`) in
+    /// every mini cache. Returns the shape to use when an epoch ends with a new choice.
+    pub(crate) fn access(&mut self, hash: u64, weight: u32) -> Option<Shape> {
         let key = SampledKey(hash);
         let mut dropped = Removals::new(false, None);
         for (sim, hits) in self.sims.iter_mut().zip(&mut self.epoch_hits) {
@@ -193,7 +203,7 @@ impl MiniSim {
                         hash,
                         key,
                         value: (),
-                        weight: 1,
+                        weight,
                         expires_at: NEVER,
                         tags: Box::default(),
                     };
@@ -201,6 +211,7 @@ impl MiniSim {
                 }
             }
         }
+        self.evicted |= dropped.count(RemovalCause::Size) > 0;
         self.epoch_requests += 1;
         if self.epoch_requests < self.epoch_length {
             return None;
@@ -213,8 +224,9 @@ impl MiniSim {
         let requests = requests as f64;
         self.active_epochs += 1;
         // Until the mini caches are full their hit ratios tell how they fill, not how they
-        // evict: no scores from then. A warm-up epoch is one that ends with them full.
-        if self.sims.iter().any(|sim| sim.weight() < sim.capacity())
+        // evict: no scores from then. (Full: at capacity, or evicting; a weighted one may stay
+        // just under its capacity.) A warm-up epoch is one that ends with them full.
+        if (!self.evicted && self.sims.iter().any(|sim| sim.weight() < sim.capacity()))
             || std::mem::take(&mut self.warming_up)
         {
             return None;
@@ -237,16 +249,6 @@ impl MiniSim {
             return Some(CANDIDATES[best]);
         }
         None
-    }
-
-    /// Makes every mini cache hold `capacity` entries (evicting down to it at once); the
-    /// epochs keep their length per entry.
-    pub(crate) fn resize(&mut self, capacity: u64) {
-        let mut dropped = Removals::new(false, None);
-        for sim in &mut self.sims {
-            sim.set_capacity(capacity, &mut dropped);
-        }
-        self.epoch_length = epoch_length(capacity);
     }
 
     /// The sampled requests per epoch.
@@ -309,7 +311,7 @@ mod tests {
     fn a_zero_score_is_averaged_like_any_other() {
         let mut sim = MiniSim::new(64);
         for k in 0..200_u64 {
-            sim.access(mix(k)); // fill every mini cache
+            sim.access(mix(k), 1); // fill every mini cache
         }
         sim.scored = true;
         sim.scores = [0.0; CANDIDATES.len()];
@@ -327,7 +329,7 @@ mod tests {
     fn picks_a_small_window_for_a_loop() {
         let mut sim = MiniSim::new(500);
         for i in 0..60_000_u64 {
-            sim.access(mix(i % 700));
+            sim.access(mix(i % 700), 1);
         }
         assert!(sim.window() <= 0.1, "window {}", sim.window());
     }
@@ -351,10 +353,10 @@ mod tests {
                 if recent.len() > 400 {
                     recent.pop_front();
                 }
-                sim.access(mix(next));
+                sim.access(mix(next), 1);
             } else {
                 let k = recent[(x >> 8) as usize % recent.len()];
-                sim.access(mix(k));
+                sim.access(mix(k), 1);
             }
         }
         assert!(sim.window() >= 0.3, "window {}", sim.window());

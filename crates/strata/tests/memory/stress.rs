@@ -128,9 +128,9 @@ fn readers_and_writers_on_hot_keys() {
     assert!(cache.len() <= 64);
 }
 
-/// A cache bounded by weight, its entries getting heavier halfway through (so its entry count
-/// halves and the simulations resize their mini caches), under four threads: the weight bound
-/// holds at every instant and the counters account for every entry.
+/// A cache bounded by weight, its new entries getting heavier halfway through, under four
+/// threads (which also feed its weighted mini simulations): the weight bound holds at every
+/// instant and the counters account for every entry.
 #[test]
 fn a_weighted_cache_whose_entries_get_heavier_keeps_its_bound() {
     const CAPACITY: u64 = 4_000;
@@ -178,6 +178,4 @@ fn a_weighted_cache_whose_entries_get_heavier_keeps_its_bound() {
     let departed = stats.evicted_size + stats.removed_explicit;
     assert_eq!(stats.inserts - departed, cache.len() as u64, "{stats:?}");
     assert!(cache.weighted_size() <= CAPACITY);
-    // Heavy entries now: about capacity ÷ 9.5 of them.
-    assert!(cache.len() < 600, "{} entries", cache.len());
 }

@@ -5,6 +5,37 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use strata::{Cache, InsertOptions, MockClock};
 
+/// A thread that checks `cache`'s weight against `capacity` until the flag is set; it
+/// returns how many checks it made.
+fn watch_bound<V: Clone + Send + Sync + 'static>(
+    cache: &Cache<u64, V>,
+    capacity: u64,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (cache, flag) = (cache.clone(), stop.clone());
+    let watcher = std::thread::spawn(move || {
+        let mut checks = 0;
+        while !flag.load(Ordering::Relaxed) {
+            assert!(cache.weighted_size() <= capacity);
+            checks += 1;
+        }
+        checks
+    });
+    (stop, watcher)
+}
+
+/// Joins the workers, then stops the watcher (which must have checked at least once).
+fn finish(
+    workers: Vec<std::thread::JoinHandle<()>>,
+    (stop, watcher): (Arc<AtomicBool>, std::thread::JoinHandle<u64>),
+) {
+    for worker in workers {
+        worker.join().expect("worker panicked");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(watcher.join().expect("watcher panicked") > 0);
+}
+
 /// Threads hammer a small cache with every kind of operation while a watcher checks the bound.
 /// Afterwards: values are never torn or mixed up, the bound held throughout, and the counters
 /// and the listener account for every entry.
@@ -24,18 +55,7 @@ fn concurrent_mixed_operations_keep_every_invariant() {
         })
         .build()
         .expect("valid config");
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (cache, stop) = (cache.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut checks = 0;
-            while !stop.load(Ordering::Relaxed) {
-                assert!(cache.weighted_size() <= CAPACITY);
-                checks += 1;
-            }
-            checks
-        })
-    };
+    let watch = watch_bound(&cache, CAPACITY);
     let workers: Vec<_> = (0..4_u64)
         .map(|t| {
             let (cache, clock) = (cache.clone(), clock.clone());
@@ -72,11 +92,7 @@ fn concurrent_mixed_operations_keep_every_invariant() {
             })
         })
         .collect();
-    for w in workers {
-        w.join().expect("worker panicked");
-    }
-    stop.store(true, Ordering::Relaxed);
-    assert!(watcher.join().expect("watcher panicked") > 0);
+    finish(workers, watch);
 
     let stats = cache.stats();
     let departed =
@@ -140,15 +156,7 @@ fn a_weighted_cache_whose_entries_get_heavier_keeps_its_bound() {
         .shards(2)
         .build()
         .expect("valid config");
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (cache, stop) = (cache.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                assert!(cache.weighted_size() <= CAPACITY);
-            }
-        })
-    };
+    let watch = watch_bound(&cache, CAPACITY);
     let workers: Vec<_> = (0..4_u64)
         .map(|t| {
             let cache = cache.clone();
@@ -169,11 +177,7 @@ fn a_weighted_cache_whose_entries_get_heavier_keeps_its_bound() {
             })
         })
         .collect();
-    for w in workers {
-        w.join().expect("worker panicked");
-    }
-    stop.store(true, Ordering::Relaxed);
-    watcher.join().expect("watcher panicked");
+    finish(workers, watch);
     let stats = cache.stats();
     let departed = stats.evicted_size + stats.removed_explicit;
     assert_eq!(stats.inserts - departed, cache.len() as u64, "{stats:?}");

@@ -220,6 +220,8 @@ impl Sampler {
     /// sampling rate is chosen by `entries`, as for unit weights, and each mini cache gets
     /// that share of `capacity`.
     fn weighted(capacity: u64, entries: u64) -> Self {
+        // Weightless entries can make the estimate absurd; past this, mini caches grow anyway.
+        let entries = entries.clamp(1, TARGET_SIM_ENTRIES << 16);
         let mut sampler = Self::sampling(entries, |den| {
             MiniSim::weighted(capacity.div_ceil(den), entries.div_ceil(den))
         });

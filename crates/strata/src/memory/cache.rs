@@ -293,8 +293,9 @@ where
             adapt = (cell.inserts_since_adapt >= ADAPT_EVERY_INSERTS).then(|| {
                 cell.inserts_since_adapt = 0;
                 let shard = &cell.shard;
-                let full = shard.len() as u64 * shard.capacity() / shard.weight().max(1);
-                full * inner.shards.len() as u64
+                let full =
+                    (shard.len() as u64).saturating_mul(shard.capacity()) / shard.weight().max(1);
+                full.saturating_mul(inner.shards.len() as u64)
             });
         }
         inner.adaptation.on_insert(hash, weight);

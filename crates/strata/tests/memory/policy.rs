@@ -134,3 +134,32 @@ fn a_weighted_cache_adapts_its_shape_too() {
     assert!(tiny_lfu < 0.3, "TinyLFU: {tiny_lfu}");
     assert!(adaptive > 0.45, "adaptive: {adaptive} (TinyLFU {tiny_lfu})");
 }
+
+/// Weighers at the edges: entries that weigh nothing (they never count against the bound)
+/// and entries heavier than the cache. The simulations size themselves from such caches
+/// without panicking, and the bound holds.
+#[test]
+fn weighers_at_the_edges_keep_the_bound() {
+    for weigh in [
+        |_: &u64, _: &u64| 0_u32,
+        |k: &u64, _: &u64| if k.is_multiple_of(2) { 0 } else { u32::MAX },
+    ] {
+        let cache = Cache::builder()
+            .max_capacity(1_000)
+            .weigher(weigh)
+            .build()
+            .expect("valid config");
+        let ratio = hit_ratio(&cache, (0..50_000_u64).map(|i| i % 3_000));
+        assert!(cache.weighted_size() <= 1_000);
+        // Weightless keys are all kept: every one of them hits after its first request.
+        assert!(ratio > 0.4, "hit ratio {ratio}");
+    }
+    // A terabyte of weightless entries as far as the estimate can tell: the simulations
+    // are sized within reason (this would try to allocate hundreds of gigabytes otherwise).
+    let huge = Cache::builder()
+        .max_capacity(1 << 40)
+        .weigher(|_: &u64, _: &u64| 0)
+        .build()
+        .expect("valid config");
+    assert!(hit_ratio(&huge, (0..20_000_u64).map(|i| i % 5_000)) > 0.7);
+}

@@ -554,11 +554,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         if !new.tags.is_empty() {
             self.set_tags(idx, new.tags);
         }
-        if self.table.len() > 2 * self.sketch.sized_for() {
-            // A weighted cache holds more entries than first estimated: grow the sketch.
-            let staggered = self.sketch.staggered();
-            self.sketch = FrequencySketch::new(self.table.len(), self.sketch.seed());
-            self.sketch.set_staggered(staggered);
+        if self.table.len() > self.sketch.room() {
+            self.sketch.reserve(self.table.len());
         }
         self.sketch.increment(new.hash);
     }

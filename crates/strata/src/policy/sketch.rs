@@ -21,6 +21,10 @@ const RESET_MASK: u64 = 0x7777_7777_7777_7777;
 const ONE_MASK: u64 = 0x1111_1111_1111_1111;
 /// Saturation value of a 4-bit counter.
 pub(crate) const MAX_FREQUENCY: u8 = 15;
+/// A new sketch has room for at most this many keys; it doubles as its shard fills (see
+/// [`FrequencySketch::reserve`]), so a cache bounded far above what it holds (`u64::MAX` for
+/// "no bound") does not allocate for its bound.
+const INITIAL_KEYS: usize = 4096;
 
 /// Eight words of sixteen 4-bit counters, one cache line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -43,13 +47,16 @@ pub(crate) struct FrequencySketch {
     staggered: bool,
     /// The next block a staggered sketch halves.
     age_next: usize,
+    /// The resident keys the sketch is for: its table grows to them (see `reserve`).
+    keys: usize,
 }
 
 impl FrequencySketch {
-    /// A sketch sized for about `entries` distinct resident keys (16 counters per key), its
-    /// counter positions seeded with `seed`.
+    /// A sketch for up to `entries` distinct resident keys (16 counters per key), aging every
+    /// 10 × `entries` additions, its counter positions seeded with `seed`. Its table starts
+    /// with room for at most [`INITIAL_KEYS`] keys.
     pub(crate) fn new(entries: usize, seed: u64) -> Self {
-        let blocks = (entries.clamp(8, 1 << 26).next_power_of_two() / 8).max(1);
+        let blocks = blocks_for(entries.min(INITIAL_KEYS));
         Self {
             table: vec![Block::default(); blocks].into_boxed_slice(),
             mask: blocks - 1,
@@ -58,6 +65,7 @@ impl FrequencySketch {
             seed,
             staggered: false,
             age_next: 0,
+            keys: entries.max(1),
         }
     }
 
@@ -81,14 +89,33 @@ impl FrequencySketch {
         self.staggered
     }
 
-    /// The seed this sketch was built with (a regrown sketch keeps it).
-    pub(crate) fn seed(&self) -> u64 {
-        self.seed
+    /// The number of resident keys the table has room for (16 counters each).
+    pub(crate) fn room(&self) -> usize {
+        self.table.len() * 8
     }
 
-    /// The number of keys this sketch was sized for.
-    pub(crate) fn sized_for(&self) -> usize {
-        (self.sample_size / 10) as usize
+    /// Makes room for `resident` keys by doubling the table, each block copied into both
+    /// halves: a key's block is its old one or the copy of it, so every estimate stays what it
+    /// was (a count-min sketch may overcount, never undercount). Up to the keys the sketch is
+    /// for, the table follows the resident keys; past them (a weighted cache's first guess was
+    /// low), once twice as many are resident, the sketch is for them and ages as slowly.
+    pub(crate) fn reserve(&mut self, resident: usize) {
+        let keys = if resident <= self.keys {
+            resident
+        } else if resident > 2 * self.keys {
+            self.keys = resident;
+            self.sample_size = self.sample_size.max(10 * resident as u64);
+            resident
+        } else {
+            return;
+        };
+        while self.table.len() < blocks_for(keys) {
+            let mut table = Vec::with_capacity(2 * self.table.len());
+            table.extend_from_slice(&self.table);
+            table.extend_from_slice(&self.table);
+            self.table = table.into_boxed_slice();
+            self.mask = self.table.len() - 1;
+        }
     }
 
     /// The block of `hash`, and for each of its four counters the word and bit shift.
@@ -181,6 +208,11 @@ impl FrequencySketch {
     }
 }
 
+/// Blocks for `keys` keys: 16 counters per key, 8 keys per 64-byte block.
+fn blocks_for(keys: usize) -> usize {
+    (keys.clamp(8, 1 << 26).next_power_of_two() / 8).max(1)
+}
+
 /// Re-mixes a key hash so the sketch does not reuse the bits that pick the shard and bucket.
 fn spread(hash: u64) -> u64 {
     let mut x = hash ^ (hash >> 33);
@@ -245,6 +277,30 @@ mod tests {
             shared * 4 < a.len(),
             "{shared} of {} keys share the block under both seeds",
             a.len()
+        );
+    }
+
+    /// A sketch for a bound far above what its shard holds starts small, and growing it keeps
+    /// every estimate.
+    #[test]
+    fn a_sketch_grows_keeping_every_estimate() {
+        let mut sketch = FrequencySketch::new(1 << 40, 7);
+        assert_eq!(sketch.room(), INITIAL_KEYS, "allocated for the bound");
+        let keys: Vec<u64> = (0..3_000_u64)
+            .map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .collect();
+        for (i, &k) in keys.iter().enumerate() {
+            sketch.increment_by(k, (i % 16) as u8);
+        }
+        let before: Vec<u8> = keys.iter().map(|&k| sketch.frequency(k)).collect();
+        sketch.reserve(100_000);
+        assert_eq!(sketch.room(), 131_072);
+        let after: Vec<u8> = keys.iter().map(|&k| sketch.frequency(k)).collect();
+        assert_eq!(before, after);
+        assert_eq!(
+            sketch.sample_size,
+            10 << 40,
+            "the aging period is the bound's"
         );
     }
 

@@ -245,7 +245,10 @@ impl Sampler {
             (std::thread::available_parallelism().map_or(4, |n| n.get()) * 2).next_power_of_two();
         let sim = sim(den);
         Self {
-            period: u64::from(ACTIVE_EPOCHS) * sim.epoch_length() * den,
+            // Saturating: a bound no cache reaches (`u64::MAX`) must not overflow.
+            period: u64::from(ACTIVE_EPOCHS)
+                .saturating_mul(sim.epoch_length())
+                .saturating_mul(den),
             max_rest: ((CANDIDATES.len() as f64 / den as f64 / STABLE_COST) as u64)
                 .saturating_sub(1)
                 .max(REST_FACTOR),
@@ -322,8 +325,11 @@ impl Sampler {
             let mut watch = self.watch.lock();
             watch.reference = watch.since(now).0;
             watch.start = now;
-            self.wake_at
-                .store(now.1 + rest_factor * self.period, Ordering::Relaxed);
+            self.wake_at.store(
+                now.1
+                    .saturating_add(rest_factor.saturating_mul(self.period)),
+                Ordering::Relaxed,
+            );
             self.active.store(false, Ordering::Relaxed);
         }
         shape

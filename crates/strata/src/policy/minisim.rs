@@ -87,7 +87,7 @@ const HYSTERESIS: f64 = 0.002;
 
 /// The sampled requests per epoch of mini caches of `capacity` entries.
 fn epoch_length(capacity: u64) -> u64 {
-    (EPOCH_PER_ENTRY * capacity).max(256)
+    EPOCH_PER_ENTRY.saturating_mul(capacity).max(256)
 }
 
 /// A sampled key stands in for itself in the mini caches: it is the live key's hash.

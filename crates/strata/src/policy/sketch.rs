@@ -60,7 +60,7 @@ impl FrequencySketch {
         Self {
             table: vec![Block::default(); blocks].into_boxed_slice(),
             mask: blocks - 1,
-            sample_size: 10 * entries.max(1) as u64,
+            sample_size: (entries.max(1) as u64).saturating_mul(10),
             additions: 0,
             seed,
             staggered: false,
@@ -104,7 +104,7 @@ impl FrequencySketch {
             resident
         } else if resident > 2 * self.keys {
             self.keys = resident;
-            self.sample_size = self.sample_size.max(10 * resident as u64);
+            self.sample_size = self.sample_size.max((resident as u64).saturating_mul(10));
             resident
         } else {
             return;

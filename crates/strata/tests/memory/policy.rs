@@ -163,3 +163,21 @@ fn weighers_at_the_edges_keep_the_bound() {
         .expect("valid config");
     assert!(hit_ratio(&huge, (0..20_000_u64).map(|i| i % 5_000)) > 0.7);
 }
+
+/// A bound no cache reaches ("no bound" written as `u64::MAX`) builds, works and allocates
+/// for what it holds, not for its bound.
+#[test]
+fn an_unreachable_bound_works() {
+    for capacity in [u64::MAX, 1 << 40] {
+        let cache = Cache::new(capacity);
+        let ratio = hit_ratio(&cache, (0..20_000_u64).map(|i| i % 5_000));
+        assert!(ratio > 0.7, "hit ratio {ratio}");
+        assert_eq!(cache.len(), 5_000);
+    }
+    let weighted = Cache::builder()
+        .max_capacity(u64::MAX)
+        .weigher(|key: &u64, _: &u64| (key % 7 + 1) as u32)
+        .build()
+        .expect("valid config");
+    assert!(hit_ratio(&weighted, (0..20_000_u64).map(|i| i % 5_000)) > 0.7);
+}

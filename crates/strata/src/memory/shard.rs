@@ -1056,15 +1056,7 @@ mod tests {
     }
 
     fn put(shard: &mut TestShard, key: u64) {
-        let new = NewEntry {
-            hash: shard.hasher.hash_one(key),
-            key,
-            value: key,
-            weight: 1,
-            expires_at: NEVER,
-            tags: Box::default(),
-        };
-        shard.insert(new, 0, &mut Removals::new(false, None));
+        put_weighing(shard, key, 1);
     }
 
     fn put_weighing(shard: &mut TestShard, key: u64, weight: u32) {

@@ -134,3 +134,20 @@ fn run_pending_tasks_reclaims_a_mass_expiry_in_one_call() {
     assert_eq!(cache.len(), 1);
     assert_eq!(cache.stats().evicted_expired, 10_000);
 }
+
+/// TTLs at the edges: zero expires at once, `Duration::MAX` never does (it saturates instead
+/// of overflowing the clock's nanoseconds), and neither disturbs the entries around them.
+#[test]
+fn ttls_at_the_edges() {
+    let clock = MockClock::new();
+    let cache = cache_with(&clock, |b| b);
+    cache.insert_with_ttl("zero", 1, Duration::ZERO);
+    cache.insert_with_ttl("max", 2, Duration::MAX);
+    cache.insert("plain", 3);
+    assert_eq!(cache.get("zero"), None, "a zero TTL expires at once");
+    clock.advance(Duration::from_secs(100 * 365 * 24 * 3600));
+    assert_eq!(cache.get("max"), Some(2));
+    assert_eq!(cache.get("plain"), Some(3));
+    cache.run_pending_tasks();
+    assert_eq!(cache.len(), 2);
+}

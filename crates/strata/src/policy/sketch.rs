@@ -56,7 +56,12 @@ impl FrequencySketch {
     /// 10 × `entries` additions, its counter positions seeded with `seed`. Its table starts
     /// with room for at most [`INITIAL_KEYS`] keys.
     pub(crate) fn new(entries: usize, seed: u64) -> Self {
-        let blocks = blocks_for(entries.min(INITIAL_KEYS));
+        Self::with_room(entries, entries.min(INITIAL_KEYS), seed)
+    }
+
+    /// A sketch for `entries` keys whose table has room for `room` of them.
+    fn with_room(entries: usize, room: usize, seed: u64) -> Self {
+        let blocks = blocks_for(room);
         Self {
             table: vec![Block::default(); blocks].into_boxed_slice(),
             mask: blocks - 1,
@@ -103,7 +108,7 @@ impl FrequencySketch {
     pub(crate) fn reserve(&mut self, resident: usize) {
         if resident > 2 * self.keys {
             let staggered = self.staggered;
-            *self = Self::new(resident, self.seed);
+            *self = Self::with_room(resident, resident, self.seed);
             self.staggered = staggered;
         } else if resident > self.keys {
             return;

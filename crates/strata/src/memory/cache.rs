@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::clock::Clock;
 use crate::coalesce::Flights;
@@ -102,6 +102,9 @@ pub(super) struct Inner<K, V, S> {
     pub(super) hasher: S,
     stats: ThreadCounters,
     adaptation: Adaptation,
+    /// Held while capacity moves between shards (see [`Shard::lend`]); taken before any
+    /// shard's lock, never while holding one.
+    loans: Mutex<()>,
 }
 
 /// A shard plus the adaptation epoch it last applied.
@@ -185,6 +188,7 @@ where
                 hasher: parts.hasher,
                 stats: ThreadCounters::new(),
                 adaptation,
+                loans: Mutex::new(()),
             }),
         }
     }
@@ -195,8 +199,12 @@ where
         key: &Q,
     ) -> (u64, &RwLock<ShardCell<K, V, S>>) {
         let hash = self.inner.hasher.hash_one(key);
-        let shards = &self.inner.shards;
-        (hash, &shards[(hash >> 32) as usize & (shards.len() - 1)])
+        (hash, &self.inner.shards[self.shard_index(hash)])
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (self.inner.shards.len() - 1)
     }
 
     /// The entry's weight: the weigher's, or 1 in a cache bounded by entry count.
@@ -257,6 +265,7 @@ where
         );
     }
 
+    #[inline]
     fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>, tags: Box<[crate::Tag]>) {
         let inner = &*self.inner;
         let weight = self.weight_of(&key, &value);
@@ -266,38 +275,94 @@ where
             .or(inner.ttl);
         let (hash, lock) = self.shard_for(&key);
         let mut removals = self.removals();
-        let added;
-        // Every ADAPT_EVERY_INSERTS new keys: the entries the cache holds when full, as this
-        // shard sees it (its count, scaled to its whole capacity and to every shard).
-        let adapt;
-        {
+        let (added, adapt) = {
             let mut cell = lock.write();
-            if let Some(shape) = inner.adaptation.changed_since(&mut cell.window_epoch) {
-                cell.shard.set_shape(shape);
+            if u64::from(weight) > cell.shard.capacity() {
+                drop(cell);
+                return self.insert_heavy(hash, key, value, weight, ttl, tags);
             }
-            let now = if ttl.is_some() || inner.tti.is_some() || cell.shard.has_deadlines() {
-                self.now()
-            } else {
-                0
-            };
-            let new = NewEntry {
-                hash,
-                key,
-                value,
-                weight,
-                expires_at: ttl.map_or(NEVER, |t| now.saturating_add(t).min(NEVER - 1)),
-                tags,
-            };
-            added = cell.shard.insert(new, now, &mut removals);
-            cell.inserts_since_adapt += u32::from(added);
-            adapt = (cell.inserts_since_adapt >= ADAPT_EVERY_INSERTS).then(|| {
-                cell.inserts_since_adapt = 0;
-                let shard = &cell.shard;
-                let full =
-                    (shard.len() as u64).saturating_mul(shard.capacity()) / shard.weight().max(1);
-                full.saturating_mul(inner.shards.len() as u64)
-            });
+            let new = NewEntry::untimed(hash, key, value, weight, tags, 0);
+            self.insert_locked(&mut cell, new, ttl, &mut removals)
+        };
+        self.after_insert(hash, weight, added, adapt, removals);
+    }
+
+    /// [`insert_entry`](Self::insert_entry) for an entry heavier than its shard can hold: it
+    /// borrows capacity from the other shards first (see [`Shard::lend`]). Rare and slow.
+    #[cold]
+    #[inline(never)]
+    fn insert_heavy(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        ttl: Option<u64>,
+        tags: Box<[crate::Tag]>,
+    ) {
+        let lock = &self.inner.shards[self.shard_index(hash)];
+        let mut removals = self.removals();
+        // Held until the lenders have settled: no change of capacity comes between, and one
+        // heavy insert at a time puts the cache above its bound (by at most its loan, until
+        // the lenders evict).
+        let (loans, loan) = self.borrow(hash, u64::from(weight));
+        let (added, adapt) = {
+            let mut cell = lock.write();
+            let new = NewEntry::untimed(hash, key, value, weight, tags, loan);
+            self.insert_locked(&mut cell, new, ttl, &mut removals)
+        };
+        if loans.is_some() {
+            self.settle_loans(&mut removals);
         }
+        drop(loans);
+        self.after_insert(hash, weight, added, adapt, removals);
+    }
+
+    /// The part of an insert under the shard's lock, `new` expiring `ttl` from now. Returns
+    /// whether a new key was added, and every [`ADAPT_EVERY_INSERTS`] new keys the entries the
+    /// cache holds when full, as this shard sees it (its count, scaled to its whole capacity
+    /// and to every shard).
+    #[inline]
+    fn insert_locked(
+        &self,
+        cell: &mut ShardCell<K, V, S>,
+        mut new: NewEntry<K, V>,
+        ttl: Option<u64>,
+        removals: &mut Removals<'_, K, V>,
+    ) -> (bool, Option<u64>) {
+        let inner = &*self.inner;
+        if let Some(shape) = inner.adaptation.changed_since(&mut cell.window_epoch) {
+            cell.shard.set_shape(shape);
+        }
+        let now = if ttl.is_some() || inner.tti.is_some() || cell.shard.has_deadlines() {
+            self.now()
+        } else {
+            0
+        };
+        new.expires_at = ttl.map_or(NEVER, |t| now.saturating_add(t).min(NEVER - 1));
+        let added = cell.shard.insert(new, now, removals);
+        cell.inserts_since_adapt += u32::from(added);
+        let adapt = (cell.inserts_since_adapt >= ADAPT_EVERY_INSERTS).then(|| {
+            cell.inserts_since_adapt = 0;
+            let shard = &cell.shard;
+            let full =
+                (shard.len() as u64).saturating_mul(shard.capacity()) / shard.weight().max(1);
+            full.saturating_mul(inner.shards.len() as u64)
+        });
+        (added, adapt)
+    }
+
+    /// The part of an insert after the shard's lock: statistics, listener, adaptation.
+    #[inline]
+    fn after_insert(
+        &self,
+        hash: u64,
+        weight: u32,
+        added: bool,
+        adapt: Option<u64>,
+        removals: Removals<'_, K, V>,
+    ) {
+        let inner = &*self.inner;
         inner.adaptation.on_insert(hash, weight);
         let counters = inner.stats.local();
         counters.add(
@@ -311,6 +376,69 @@ where
         self.finish_counted(removals, counters);
         if let Some(entries) = adapt {
             inner.adaptation.on_inserts(&inner.stats, entries);
+        }
+    }
+
+    /// Lends capacity from the other shards to the shard of `hash`, which cannot hold an
+    /// entry of `weight`: what the entry displaces in an unsharded cache, spread evenly over
+    /// all shards (the home shard evicts its part itself), and at least what the home shard
+    /// lacks. Returns `loans`, held until the lenders settle, and the loan; nothing for an
+    /// entry heavier than the whole cache, which the shard refuses.
+    fn borrow(&self, hash: u64, weight: u64) -> (Option<MutexGuard<'_, ()>>, u64) {
+        let shards = &self.inner.shards;
+        let n = shards.len() as u64;
+        if weight > self.capacity() || n == 1 {
+            return (None, 0);
+        }
+        let guard = self.inner.loans.lock();
+        let home = self.shard_index(hash);
+        let lacking = weight.saturating_sub(shards[home].read().shard.capacity());
+        let need = (weight - weight / n).max(lacking);
+        let part = need.div_ceil(n - 1);
+        let mut loan = 0;
+        for (i, lock) in shards.iter().enumerate() {
+            if i != home && loan < need {
+                loan += lock.write().shard.lend(part.min(need - loan));
+            }
+        }
+        (Some(guard), loan)
+    }
+
+    /// After a heavy entry's insert: the lenders evict down to what they have left. If the
+    /// policy turned the entry away, its loan goes back first and they evict nothing. The
+    /// caller holds `loans`.
+    #[cold]
+    #[inline(never)]
+    fn settle_loans(&self, removals: &mut Removals<'_, K, V>) {
+        self.repay_locked(removals.take_repaid());
+        for lock in self.inner.shards.iter() {
+            let mut cell = lock.write();
+            if cell.shard.lent() > 0 {
+                cell.shard.settle(removals);
+            }
+        }
+        // A lender may have evicted a heavy entry of its own.
+        self.repay_locked(removals.take_repaid());
+    }
+
+    /// Gives capacity that heavy entries handed back by leaving to the shards that lent it.
+    #[cold]
+    #[inline(never)]
+    fn repay(&self, amount: u64) {
+        let _loans = self.inner.loans.lock();
+        self.repay_locked(amount);
+    }
+
+    /// [`repay`](Self::repay), for a caller that holds `loans`.
+    fn repay_locked(&self, mut amount: u64) {
+        for lock in self.inner.shards.iter() {
+            if amount == 0 {
+                break;
+            }
+            let mut cell = lock.write();
+            if cell.shard.lent() > 0 {
+                amount -= cell.shard.take_back(amount);
+            }
         }
     }
 
@@ -481,13 +609,17 @@ where
         }
         self.inner.capacity.store(capacity, Ordering::Relaxed);
         let n = self.inner.shards.len() as u64;
-        for (i, lock) in self.inner.shards.iter().enumerate() {
-            // The same exact shares as at build time.
-            let share = capacity / n + u64::from((i as u64) < capacity % n);
-            let mut removals = self.removals();
-            lock.write().shard.set_capacity(share, &mut removals);
-            self.finish(removals);
+        let mut removals = self.removals();
+        {
+            // Loans end: every shard gets its share of the new bound.
+            let _loans = self.inner.loans.lock();
+            for (i, lock) in self.inner.shards.iter().enumerate() {
+                // The same exact shares as at build time.
+                let share = capacity / n + u64::from((i as u64) < capacity % n);
+                lock.write().shard.set_capacity(share, &mut removals);
+            }
         }
+        self.finish(removals);
         Ok(())
     }
 
@@ -521,7 +653,12 @@ where
     }
 
     /// [`finish`](Self::finish) with the calling thread's counters already at hand.
-    fn finish_counted(&self, removals: Removals<'_, K, V>, counters: &Block) {
+    #[inline]
+    fn finish_counted(&self, mut removals: Removals<'_, K, V>, counters: &Block) {
+        let repaid = removals.take_repaid();
+        if repaid > 0 {
+            self.repay(repaid);
+        }
         let entries = removals.finish(counters);
         if let Some(listener) = &self.inner.listener {
             for (key, value, cause) in entries {
@@ -533,9 +670,17 @@ where
     /// Checks every shard's internal invariants (tests only).
     #[cfg(test)]
     pub(crate) fn check(&self) {
+        let (mut capacity, mut lent, mut borrowed) = (0, 0, 0);
         for lock in self.inner.shards.iter() {
-            lock.read().shard.check();
+            let cell = lock.read();
+            cell.shard.check();
+            capacity += cell.shard.capacity();
+            lent += cell.shard.lent();
+            borrowed += cell.shard.borrowed();
         }
+        // Capacity only moves between shards, and every loan is owed to a lender.
+        assert_eq!(capacity, self.capacity());
+        assert_eq!(lent, borrowed);
     }
 }
 
@@ -593,8 +738,10 @@ mod tests {
         /// Random operation sequences against a map model: the cache never exceeds its bound,
         /// never returns a value that is not the latest one written, and never returns a
         /// removed, tag-invalidated or expired entry. The listener accounts for every entry.
+        /// Weighted, keys weigh 1 to 8: often more than a shard's share, so that capacity
+        /// moves between shards (`check` sees that none is created or lost).
         #[test]
-        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), capacity in 1..24_u64, shards in 0..3_u32, policy in 0..4_usize) {
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), capacity in 1..24_u64, shards in 0..3_u32, policy in 0..4_usize, weighted in any::<bool>()) {
             let clock = MockClock::new();
             let removed = Arc::new(StdMutex::new(Vec::new()));
             let sink = removed.clone();
@@ -604,14 +751,16 @@ mod tests {
                 EvictionPolicy::tiny_lfu_with_window(1.0),
                 EvictionPolicy::s3_fifo(),
             ][policy];
-            let cache = Cache::<u8, u32>::builder()
+            let mut builder = Cache::<u8, u32>::builder()
                 .max_capacity(capacity)
                 .shards(1 << shards)
                 .eviction_policy(policy)
                 .clock(clock.clone())
-                .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)))
-                .build()
-                .expect("valid config");
+                .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)));
+            if weighted {
+                builder = builder.weigher(|k, _| 1 + u32::from(*k % 8));
+            }
+            let cache = builder.build().expect("valid config");
             let mut model: HashMap<u8, Model> = HashMap::new();
             let mut now = 0_u64;
             let mut version = 0_u32;
@@ -791,5 +940,145 @@ mod tests {
         cache.run_pending_tasks();
         assert_eq!(cache.get(&1), Some(2));
         cache.check();
+    }
+
+    /// A cache of 8,000 bytes in 8 shards (a 1,000-byte share each), pinned to TinyLFU.
+    fn bytes_cache() -> Cache<u32, Vec<u8>> {
+        Cache::builder()
+            .max_capacity(8_000)
+            .shards(8)
+            .weigher(|_, value: &Vec<u8>| u32::try_from(value.len()).unwrap_or(u32::MAX))
+            .eviction_policy(EvictionPolicy::tiny_lfu())
+            .build()
+            .expect("valid config")
+    }
+
+    /// Each shard's capacity and what it has lent.
+    fn shares(cache: &Cache<u32, Vec<u8>>) -> Vec<(u64, u64)> {
+        let shards = cache.inner.shards.iter();
+        shards
+            .map(|lock| (lock.read().shard.capacity(), lock.read().shard.lent()))
+            .collect()
+    }
+
+    /// An entry three times its shard's share is stored, as in an unsharded cache: the other
+    /// shards lend it capacity, and have it back when it leaves.
+    #[test]
+    fn an_entry_heavier_than_its_shard_borrows_from_the_others() {
+        let cache = bytes_cache();
+        for key in 0..40 {
+            cache.insert(key, vec![0; 50]);
+        }
+        cache.insert(1_000, vec![0; 3_000]);
+        assert_eq!(cache.get(&1_000).map(|v| v.len()), Some(3_000));
+        assert!(cache.weighted_size() <= 8_000);
+        cache.check();
+        let home = cache.shard_index(cache.inner.hasher.hash_one(1_000_u32));
+        for (i, (capacity, lent)) in shares(&cache).into_iter().enumerate() {
+            if i == home {
+                assert!(capacity >= 3_000, "the home shard holds the entry");
+            } else {
+                assert!(lent > 0 && capacity < 1_000, "shard {i} lent its part");
+            }
+        }
+        cache.remove(&1_000);
+        cache.check();
+        assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
+    }
+
+    /// A heavy newcomer that TinyLFU turns away (its one sighting against the many entries it
+    /// would displace) leaves every other entry in place: the lenders evict only for an entry
+    /// that stays.
+    #[test]
+    fn a_heavy_newcomer_turned_away_displaces_nothing() {
+        let cache = bytes_cache();
+        for key in 0..200 {
+            cache.insert(key, vec![0; 50]);
+        }
+        let held: Vec<u32> = (0..200).filter(|key| cache.contains_key(key)).collect();
+        let evicted = cache.stats().evicted_size;
+        cache.insert(1_000, vec![0; 3_000]);
+        assert_eq!(cache.get(&1_000), None);
+        assert!(held.iter().all(|key| cache.contains_key(key)));
+        assert_eq!(cache.stats().evicted_size, evicted + 1);
+        cache.check();
+        assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
+    }
+
+    /// An entry heavier than the whole cache is refused, and no capacity moves.
+    #[test]
+    fn an_entry_heavier_than_the_cache_is_refused() {
+        let cache = bytes_cache();
+        cache.insert(1, vec![0; 8_001]);
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.stats().evicted_size, 1);
+        assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
+    }
+
+    /// Four threads insert light and heavy entries (up to 3 shards' worth), replace and remove
+    /// them. The weight never exceeds the bound by more than one heavy entry being inserted,
+    /// no capacity is made or lost, and once the entries are gone every shard has its share
+    /// back.
+    #[test]
+    fn heavy_entries_under_concurrent_writes() {
+        const CAPACITY: u64 = 64 << 10;
+        const HEAVY: usize = 24 << 10;
+        let cache: Cache<u32, Vec<u8>> = Cache::builder()
+            .max_capacity(CAPACITY)
+            .shards(8)
+            .weigher(|_, value: &Vec<u8>| u32::try_from(value.len()).unwrap_or(u32::MAX))
+            .build()
+            .expect("valid config");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (cache, stop) = (cache.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    // All shards at one instant (`weighted_size` reads them in turn, and
+                    // capacity moves between them meanwhile).
+                    let shards: Vec<_> = cache.inner.shards.iter().map(|s| s.read()).collect();
+                    let weight: u64 = shards.iter().map(|cell| cell.shard.weight()).sum();
+                    assert!(weight <= CAPACITY + HEAVY as u64, "{weight}");
+                }
+            })
+        };
+        let workers: Vec<_> = (0..4_u32)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    let mut x = u64::from(t) + 1;
+                    for _ in 0..20_000 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let key = (x % 4_096) as u32;
+                        match x >> 60 {
+                            0 => {
+                                cache.remove(&key);
+                            }
+                            1 => cache.insert(
+                                key,
+                                vec![t as u8; HEAVY / 2 + (x >> 20) as usize % (HEAVY / 2)],
+                            ),
+                            _ => {
+                                if cache.get(&key).is_none() {
+                                    cache.insert(key, vec![t as u8; 1 + (x >> 20) as usize % 512]);
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("worker panicked");
+        }
+        stop.store(true, Ordering::Relaxed);
+        watcher.join().expect("the bound held");
+        assert!(cache.weighted_size() <= CAPACITY);
+        cache.check();
+        cache.invalidate_all();
+        cache.check();
+        assert!(shares(&cache).iter().all(|&share| share == (8 << 10, 0)));
     }
 }

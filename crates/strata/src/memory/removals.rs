@@ -11,6 +11,9 @@ pub(crate) struct Removals<'a, K, V> {
     sync: Option<&'a SyncListener<K, V>>,
     entries: Vec<(K, V, RemovalCause)>,
     counts: [u64; 5],
+    /// Capacity that entries heavier than their shard's share had borrowed from the other
+    /// shards, and gave back by leaving (see `Shard::lend`).
+    repaid: u64,
 }
 
 impl<'a, K, V> Removals<'a, K, V> {
@@ -20,7 +23,18 @@ impl<'a, K, V> Removals<'a, K, V> {
             sync,
             entries: Vec::new(),
             counts: [0; 5],
+            repaid: 0,
         }
+    }
+
+    /// Records capacity a leaving entry gives back to the shards it borrowed from.
+    pub(crate) fn repay(&mut self, amount: u64) {
+        self.repaid += amount;
+    }
+
+    /// The capacity given back so far, which the caller now hands to the lenders.
+    pub(crate) fn take_repaid(&mut self) -> u64 {
+        std::mem::take(&mut self.repaid)
     }
 
     /// How many removals had `cause`.

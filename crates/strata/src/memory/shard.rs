@@ -126,6 +126,31 @@ pub(crate) struct NewEntry<K, V> {
     pub(crate) weight: u32,
     pub(crate) expires_at: u64,
     pub(crate) tags: Box<[Tag]>,
+    /// Capacity borrowed from the other shards for this entry, which is heavier than its
+    /// shard could hold (see [`Shard::lend`]); 0 for nearly every entry.
+    pub(crate) loan: u64,
+}
+
+impl<K, V> NewEntry<K, V> {
+    /// An entry that never expires (the caller may set `expires_at` after).
+    pub(crate) fn untimed(
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        tags: Box<[Tag]>,
+        loan: u64,
+    ) -> Self {
+        Self {
+            hash,
+            key,
+            value,
+            weight,
+            expires_at: NEVER,
+            tags,
+            loan,
+        }
+    }
 }
 
 /// The state behind one shard's lock; see the module docs.
@@ -166,6 +191,12 @@ pub(crate) struct Shard<K, V, S> {
     ghost: Ghost,
     /// The victims of the current admission duel (scratch space, see `admit`).
     victims: Vec<u32>,
+    /// Capacity this shard lent to others' heavy entries and has not had back.
+    lent: u64,
+    /// Capacity this shard's heavy entries borrowed: the sum of `loans`.
+    borrowed: u64,
+    /// The capacity each heavy entry borrowed, by slot (see [`Shard::lend`]).
+    loans: HashMap<u32, u64>,
 }
 
 impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
@@ -196,6 +227,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             entering_s3fifo: false,
             ghost: Ghost::default(),
             victims: Vec::new(),
+            lent: 0,
+            borrowed: 0,
+            loans: HashMap::default(),
         };
         shard.set_shape(crate::policy::minisim::INITIAL);
         shard
@@ -219,8 +253,18 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             entering && self.lists[Region::Window as usize].weight > self.window_capacity;
     }
 
-    /// Changes the shard's capacity, keeping its shape, and evicts down to it.
+    /// Changes the shard's capacity, keeping its shape, and evicts down to it. Loans are
+    /// forgotten: every shard gets its new share.
     pub(crate) fn set_capacity(&mut self, capacity: u64, out: &mut Removals<'_, K, V>) {
+        self.lent = 0;
+        self.borrowed = 0;
+        self.loans.clear();
+        self.resize(capacity);
+        self.evict(out);
+    }
+
+    /// Changes the capacity, keeping the shape's proportions; no eviction.
+    fn resize(&mut self, capacity: u64) {
         let old = self.capacity.max(1) as f64;
         let window = self.window_capacity as f64 / old;
         let main = (self.capacity - self.window_capacity).max(1) as f64;
@@ -232,6 +276,36 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             s3fifo: self.s3fifo,
             staggered: self.sketch.staggered(),
         });
+    }
+
+    /// Lends up to `amount` of this shard's capacity to another shard's entry that is heavier
+    /// than that shard can hold: a sharded cache stores any entry up to its whole capacity, as
+    /// an unsharded one would. The lenders' shrinking is what the heavy entry displaces, spread
+    /// over the shards. They evict down to it only once the entry was admitted
+    /// ([`settle`](Self::settle)): an entry TinyLFU turns away displaces nothing. Returns what
+    /// was lent: never capacity it borrowed itself.
+    pub(crate) fn lend(&mut self, amount: u64) -> u64 {
+        let lent = amount.min(self.capacity - self.borrowed);
+        self.lent += lent;
+        self.resize(self.capacity - lent);
+        lent
+    }
+
+    /// Takes back up to `amount` of the capacity this shard lent; returns how much.
+    pub(crate) fn take_back(&mut self, amount: u64) -> u64 {
+        let back = amount.min(self.lent);
+        self.lent -= back;
+        self.resize(self.capacity + back);
+        back
+    }
+
+    /// Capacity this shard has lent and not had back.
+    pub(crate) fn lent(&self) -> u64 {
+        self.lent
+    }
+
+    /// Evicts down to the capacity (after lending some).
+    pub(crate) fn settle(&mut self, out: &mut Removals<'_, K, V>) {
         self.evict(out);
     }
 
@@ -392,12 +466,16 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         if !self.deadlines.is_empty() {
             let _ = self.expire(now, EXPIRE_BATCH, out);
         }
+        if new.loan > 0 {
+            self.resize(self.capacity + new.loan);
+        }
         if u64::from(new.weight) > self.capacity {
             // Too heavy to ever fit: drop any older value for the key, refuse the new one.
             if let Some(old) = self.find(new.hash, &new.key) {
-                let (key, value) = self.unlink_entry(old);
+                let (key, value) = self.unlink_entry(old, out);
                 out.push(key, value, RemovalCause::Replaced);
             }
+            self.repay(new.loan, out);
             out.push(new.key, new.value, RemovalCause::Size);
             return false;
         }
@@ -446,6 +524,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         out: &mut Removals<'_, K, V>,
     ) -> bool {
         let untimed = new.expires_at == NEVER && self.tti.is_none();
+        if new.loan > 0 {
+            // It did not fit with what it had borrowed already: it now needs both loans.
+            *self.loans.entry(idx).or_default() += new.loan;
+            self.borrowed += new.loan;
+        }
         let entry = self.entry_mut(idx);
         let old_value = std::mem::replace(&mut entry.value, new.value);
         entry.mark_hit();
@@ -554,6 +637,10 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         if !new.tags.is_empty() {
             self.set_tags(idx, new.tags);
         }
+        if new.loan > 0 {
+            self.loans.insert(idx, new.loan);
+            self.borrowed += new.loan;
+        }
         if self.table.len() > self.sketch.room() {
             self.sketch.reserve(self.table.len());
         }
@@ -575,7 +662,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     {
         let idx = self.find(hash, key)?;
         let expired = self.entry(idx).timed && self.deadline(idx) <= now();
-        let (key, value) = self.unlink_entry(idx);
+        let (key, value) = self.unlink_entry(idx, out);
         if expired {
             out.push(key, value, RemovalCause::Expired);
             return None;
@@ -588,7 +675,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     pub(crate) fn invalidate_tag(&mut self, tag: &str, out: &mut Removals<'_, K, V>) {
         if let Some(slots) = self.tags.remove(tag) {
             for idx in slots {
-                let (key, value) = self.unlink_entry(idx);
+                let (key, value) = self.unlink_entry(idx, out);
                 out.push(key, value, RemovalCause::Tag);
             }
         }
@@ -612,7 +699,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             } else {
                 continue;
             };
-            let (key, value) = self.unlink_entry(idx);
+            let (key, value) = self.unlink_entry(idx, out);
             out.push(key, value, cause);
         }
     }
@@ -653,7 +740,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 self.deadlines.push(Reverse((actual, idx, version)));
                 continue;
             }
-            let (key, value) = self.unlink_entry(idx);
+            let (key, value) = self.unlink_entry(idx, out);
             out.push(key, value, RemovalCause::Expired);
             reclaimed += 1;
         }
@@ -917,12 +1004,19 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     fn evict_entry(&mut self, idx: u32, out: &mut Removals<'_, K, V>) {
-        let (key, value) = self.unlink_entry(idx);
+        let (key, value) = self.unlink_entry(idx, out);
         out.push(key, value, RemovalCause::Size);
     }
 
     /// Removes the entry at `idx` from the table, its list, the tag index and the slab.
-    fn unlink_entry(&mut self, idx: u32) -> (K, V) {
+    fn unlink_entry(&mut self, idx: u32, out: &mut Removals<'_, K, V>) -> (K, V) {
+        // Nearly always empty: no hashing then.
+        if !self.loans.is_empty()
+            && let Some(loan) = self.loans.remove(&idx)
+        {
+            self.borrowed -= loan;
+            self.repay(loan, out);
+        }
         let hash = self.hash_of(idx);
         if let Ok(found) = self.table.find_entry(hash, |&i| i == idx) {
             found.remove();
@@ -938,6 +1032,14 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             self.deadlines.clear();
         }
         (entry.key, entry.value)
+    }
+
+    /// Shrinks back by `amount` borrowed capacity, which `out` carries back to the lenders.
+    fn repay(&mut self, amount: u64, out: &mut Removals<'_, K, V>) {
+        if amount > 0 {
+            self.resize(self.capacity - amount);
+            out.repay(amount);
+        }
     }
 
     /// Takes the entry at `idx` out of the tag index (a flag check for an untagged entry).
@@ -1029,6 +1131,19 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         assert_eq!(count, self.table.len());
         assert_eq!(weight, self.weight);
         assert!(self.weight <= self.capacity);
+        assert!(
+            self.loans
+                .keys()
+                .all(|&idx| self.slots[idx as usize].is_some())
+        );
+        assert_eq!(self.borrowed, self.loans.values().sum::<u64>());
+        assert!(self.borrowed <= self.capacity);
+    }
+
+    /// Capacity this shard's heavy entries borrowed (tests only).
+    #[cfg(test)]
+    pub(crate) fn borrowed(&self) -> u64 {
+        self.borrowed
     }
 }
 
@@ -1067,6 +1182,7 @@ mod tests {
             weight,
             expires_at: NEVER,
             tags: Box::default(),
+            loan: 0,
         };
         shard.insert(new, 0, &mut Removals::new(false, None));
     }

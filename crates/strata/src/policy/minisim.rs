@@ -206,6 +206,7 @@ impl MiniSim {
                         weight,
                         expires_at: NEVER,
                         tags: Box::default(),
+                        loan: 0,
                     };
                     sim.insert(entry, 0, &mut dropped);
                 }

@@ -194,6 +194,15 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) enum WriteError {
     #[error("disk tier: {0}")]
     Disk(#[from] strata::Error),
+    /// Without a disk tier, an entry heavier than `maxmemory` has nowhere to go (Redis refuses
+    /// such a write with OOM too).
+    #[error("command not allowed: the value is larger than 'maxmemory'")]
+    OutOfMemory,
+}
+
+/// What an entry weighs in the memory tier: its bytes and the overhead of holding it.
+fn entry_weight(key: usize, value: usize) -> u32 {
+    u32::try_from(key + value + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
 }
 
 /// Counters Redis reports in `INFO stats`.
@@ -361,9 +370,7 @@ impl Keyspace {
         let memory = memory
             .shards(memory_shards())
             .max_capacity(maxmemory)
-            .weigher(|k: &CompactBytes, e: &Entry| {
-                u32::try_from(k.len() + e.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
-            })
+            .weigher(|k: &CompactBytes, e: &Entry| entry_weight(k.len(), e.value.len()))
             .expire_after(|_, e: &Entry| {
                 e.expires_at()
                     .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(1)))
@@ -688,6 +695,12 @@ impl KeyGuard<'_> {
     /// Stores `entry`: disk first, so a failed disk write changes nothing; or, writing
     /// behind, memory only, with the key listed for the next pass (see the module docs).
     pub(crate) fn set(&self, mut entry: Entry) -> Result<(), WriteError> {
+        if self.ks.disk.is_none()
+            && u64::from(entry_weight(self.key.len(), entry.value.len()))
+                > self.ks.memory.capacity()
+        {
+            return Err(WriteError::OutOfMemory);
+        }
         // The clock is read only for an entry that can expire (it costs a pipelined SET 2%).
         let now = entry.expires.map_or(0, |_| now_ms());
         if entry.expired(now) {

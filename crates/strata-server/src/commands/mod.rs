@@ -248,7 +248,10 @@ pub(crate) fn not_an_integer() -> Frame {
 }
 
 pub(crate) fn write_failed(e: &WriteError) -> Frame {
-    err(format!("ERR {e}"))
+    match e {
+        WriteError::OutOfMemory => err(format!("OOM {e}")),
+        WriteError::Disk(_) => err(format!("ERR {e}")),
+    }
 }
 
 /// Parses an integer argument as Redis's `string2ll` does: an optional `-`, then digits with

@@ -121,6 +121,22 @@ fn memory_evictions_spill_to_disk_not_to_oblivion() {
     assert!(info_field(&info, "disk_tier_hits") > 0, "{info}");
 }
 
+/// Without a disk tier, a value heavier than a memory-tier shard's share is kept (the other
+/// shards lend it capacity), and one heavier than `maxmemory` is refused with OOM, as Redis
+/// refuses it: not acknowledged and dropped.
+#[test]
+fn without_a_disk_tier_a_value_fits_maxmemory_or_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--maxmemory", "1mb", "--no-disk"]);
+    let mut c = server.connect();
+    c.roundtrip(&["SET", "big", &"b".repeat(600_000)], b"+OK\r\n");
+    c.roundtrip(&["STRLEN", "big"], b":600000\r\n");
+    c.command(&["SET", "huge", &"h".repeat(1_100_000)]);
+    c.expect_prefix(b"-OOM ");
+    c.roundtrip(&["EXISTS", "huge"], b":0\r\n");
+    c.roundtrip(&["STRLEN", "big"], b":600000\r\n");
+}
+
 #[test]
 fn maxclients_refuses_the_extra_client() {
     let dir = tempfile::tempdir().unwrap();

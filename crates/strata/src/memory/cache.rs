@@ -1005,6 +1005,21 @@ mod tests {
         assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
     }
 
+    /// A new bound ends the loans: every shard gets its share of it, whatever it had lent or
+    /// borrowed, and the heavy entry leaving later gives nothing back twice.
+    #[test]
+    fn a_new_bound_ends_the_loans() {
+        let cache = bytes_cache();
+        cache.insert(1_000, vec![0; 3_000]);
+        assert!(shares(&cache).iter().any(|&(_, lent)| lent > 0));
+        cache.set_max_capacity(16_000).expect("a bound");
+        cache.check();
+        assert!(shares(&cache).iter().all(|&share| share == (2_000, 0)));
+        cache.remove(&1_000);
+        cache.check();
+        assert!(shares(&cache).iter().all(|&share| share == (2_000, 0)));
+    }
+
     /// An entry heavier than the whole cache is refused, and no capacity moves.
     #[test]
     fn an_entry_heavier_than_the_cache_is_refused() {

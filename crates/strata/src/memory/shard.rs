@@ -191,6 +191,8 @@ pub(crate) struct Shard<K, V, S> {
     ghost: Ghost,
     /// The victims of the current admission duel (scratch space, see `admit`).
     victims: Vec<u32>,
+    /// The shape in use, whose shares size the regions whatever the capacity.
+    shape: Shape,
     /// Capacity this shard lent to others' heavy entries and has not had back.
     lent: u64,
     /// Capacity this shard's heavy entries borrowed: the sum of `loans`.
@@ -227,6 +229,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             entering_s3fifo: false,
             ghost: Ghost::default(),
             victims: Vec::new(),
+            shape: crate::policy::minisim::INITIAL,
             lent: 0,
             borrowed: 0,
             loans: HashMap::default(),
@@ -246,11 +249,18 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         }
         self.s3fifo = shape.s3fifo;
         self.sketch.set_staggered(shape.staggered);
-        self.window_capacity = (self.capacity as f64 * shape.window) as u64;
-        self.protected_capacity =
-            ((self.capacity - self.window_capacity) as f64 * shape.protected) as u64;
+        self.shape = shape;
+        self.size_regions();
         self.entering_s3fifo =
             entering && self.lists[Region::Window as usize].weight > self.window_capacity;
+    }
+
+    /// The window's and protected segment's capacities, from the shape's shares of the
+    /// shard's capacity.
+    fn size_regions(&mut self) {
+        self.window_capacity = (self.capacity as f64 * self.shape.window) as u64;
+        self.protected_capacity =
+            ((self.capacity - self.window_capacity) as f64 * self.shape.protected) as u64;
     }
 
     /// Changes the shard's capacity, keeping its shape, and evicts down to it. Loans are
@@ -265,17 +275,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Changes the capacity, keeping the shape's proportions; no eviction.
     fn resize(&mut self, capacity: u64) {
-        let old = self.capacity.max(1) as f64;
-        let window = self.window_capacity as f64 / old;
-        let main = (self.capacity - self.window_capacity).max(1) as f64;
-        let protected = self.protected_capacity as f64 / main;
         self.capacity = capacity;
-        self.set_shape(Shape {
-            window,
-            protected,
-            s3fifo: self.s3fifo,
-            staggered: self.sketch.staggered(),
-        });
+        self.size_regions();
     }
 
     /// Lends up to `amount` of this shard's capacity to another shard's entry that is heavier
@@ -1338,6 +1339,22 @@ mod tests {
 
     /// After a change of shape the regions reach their new shares within a few writes, each
     /// write moving a bounded number of entries, and every invariant holds on the way.
+    /// Lending and taking back capacity, again and again, leaves the regions the shares the
+    /// shape gives them: sizing them from their own rounded sizes let the window shrink by a
+    /// slot at each round trip.
+    #[test]
+    fn lending_keeps_the_shape() {
+        let mut shard = shard_of(2048, crate::policy::minisim::INITIAL);
+        let regions = |shard: &TestShard| (shard.window_capacity, shard.protected_capacity);
+        let before = regions(&shard);
+        for _ in 0..100 {
+            assert_eq!(shard.lend(300), 300);
+            assert_eq!(shard.take_back(300), 300);
+        }
+        assert_eq!(regions(&shard), before);
+        assert_eq!(shard.capacity(), 2048);
+    }
+
     #[test]
     fn a_change_of_shape_completes_within_a_few_writes() {
         let mut shard = Shard::new(

@@ -92,10 +92,6 @@ impl FrequencySketch {
         (self.sample_size >> self.mask.count_ones()).max(1)
     }
 
-    pub(crate) fn staggered(&self) -> bool {
-        self.staggered
-    }
-
     /// The number of resident keys the table has room for (16 counters each).
     pub(crate) fn room(&self) -> usize {
         self.table.len() * 8

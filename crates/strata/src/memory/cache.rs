@@ -609,14 +609,21 @@ where
         }
         self.inner.capacity.store(capacity, Ordering::Relaxed);
         let n = self.inner.shards.len() as u64;
+        // The same exact shares as at build time.
+        let share = |i: usize| capacity / n + u64::from((i as u64) < capacity % n);
         let mut removals = self.removals();
         {
-            // Loans end: every shard gets its share of the new bound.
+            // Loans end: every shard gets its share of the new bound. First every shard
+            // shrinks to it if above (a borrower included), then every shard grows to it: the
+            // shards' capacities never add up to more than the old or the new bound.
             let _loans = self.inner.loans.lock();
             for (i, lock) in self.inner.shards.iter().enumerate() {
-                // The same exact shares as at build time.
-                let share = capacity / n + u64::from((i as u64) < capacity % n);
-                lock.write().shard.set_capacity(share, &mut removals);
+                let mut cell = lock.write();
+                let shrunk = cell.shard.capacity().min(share(i));
+                cell.shard.set_capacity(shrunk, &mut removals);
+            }
+            for (i, lock) in self.inner.shards.iter().enumerate() {
+                lock.write().shard.set_capacity(share(i), &mut removals);
             }
         }
         self.finish(removals);
@@ -1031,9 +1038,9 @@ mod tests {
     }
 
     /// Four threads insert light and heavy entries (up to 3 shards' worth), replace and remove
-    /// them. The weight never exceeds the bound by more than one heavy entry being inserted,
-    /// no capacity is made or lost, and once the entries are gone every shard has its share
-    /// back.
+    /// them, and one of them changes the bound now and then. The weight never exceeds the
+    /// bound by more than one heavy entry being inserted, no capacity is made or lost, and
+    /// once the entries are gone every shard has its share back.
     #[test]
     fn heavy_entries_under_concurrent_writes() {
         const CAPACITY: u64 = 64 << 10;
@@ -1062,7 +1069,15 @@ mod tests {
                 let cache = cache.clone();
                 std::thread::spawn(move || {
                     let mut x = u64::from(t) + 1;
-                    for _ in 0..20_000 {
+                    for i in 0..20_000 {
+                        if t == 0 && i % 2_000 == 1_999 {
+                            let bound = if i % 4_000 == 1_999 {
+                                CAPACITY * 3 / 4
+                            } else {
+                                CAPACITY
+                            };
+                            cache.set_max_capacity(bound).expect("a bound");
+                        }
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;

@@ -715,6 +715,8 @@ mod tests {
         Advance(u8),
         RetainEven,
         Maintain,
+        /// A new bound, 1 to 24.
+        Resize(u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -728,6 +730,7 @@ mod tests {
             1 => (1..10_u8).prop_map(Op::Advance),
             1 => Just(Op::RetainEven),
             1 => Just(Op::Maintain),
+            1 => (1..25_u8).prop_map(Op::Resize),
         ]
     }
 
@@ -746,9 +749,10 @@ mod tests {
         /// never returns a value that is not the latest one written, and never returns a
         /// removed, tag-invalidated or expired entry. The listener accounts for every entry.
         /// Weighted, keys weigh 1 to 8: often more than a shard's share, so that capacity
-        /// moves between shards (`check` sees that none is created or lost).
+        /// moves between shards, and the bound changes meanwhile (`check` sees that no
+        /// capacity is created or lost).
         #[test]
-        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), capacity in 1..24_u64, shards in 0..3_u32, policy in 0..4_usize, weighted in any::<bool>()) {
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, shards in 0..3_u32, policy in 0..4_usize, weighted in any::<bool>()) {
             let clock = MockClock::new();
             let removed = Arc::new(StdMutex::new(Vec::new()));
             let sink = removed.clone();
@@ -827,6 +831,10 @@ mod tests {
                         model.retain(|_, m| m.value % 2 == 0);
                     }
                     Op::Maintain => cache.run_pending_tasks(),
+                    Op::Resize(bound) => {
+                        capacity = u64::from(bound);
+                        prop_assert!(cache.set_max_capacity(capacity).is_ok());
+                    }
                 }
                 prop_assert!(cache.weighted_size() <= capacity);
                 prop_assert!(cache.len() as u64 <= capacity);

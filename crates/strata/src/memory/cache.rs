@@ -976,6 +976,16 @@ mod tests {
             .collect()
     }
 
+    /// The invariants hold and every shard has its `share`, no loan outstanding.
+    fn assert_no_loans(cache: &Cache<u32, Vec<u8>>, share: u64) {
+        cache.check();
+        assert!(
+            shares(cache).iter().all(|&s| s == (share, 0)),
+            "{:?}",
+            shares(cache)
+        );
+    }
+
     /// An entry three times its shard's share is stored, as in an unsharded cache: the other
     /// shards lend it capacity, and have it back when it leaves.
     #[test]
@@ -997,8 +1007,7 @@ mod tests {
             }
         }
         cache.remove(&1_000);
-        cache.check();
-        assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
+        assert_no_loans(&cache, 1_000);
     }
 
     /// A heavy newcomer that TinyLFU turns away (its one sighting against the many entries it
@@ -1016,8 +1025,7 @@ mod tests {
         assert_eq!(cache.get(&1_000), None);
         assert!(held.iter().all(|key| cache.contains_key(key)));
         assert_eq!(cache.stats().evicted_size, evicted + 1);
-        cache.check();
-        assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
+        assert_no_loans(&cache, 1_000);
     }
 
     /// A new bound ends the loans: every shard gets its share of it, whatever it had lent or
@@ -1028,11 +1036,9 @@ mod tests {
         cache.insert(1_000, vec![0; 3_000]);
         assert!(shares(&cache).iter().any(|&(_, lent)| lent > 0));
         cache.set_max_capacity(16_000).expect("a bound");
-        cache.check();
-        assert!(shares(&cache).iter().all(|&share| share == (2_000, 0)));
+        assert_no_loans(&cache, 2_000);
         cache.remove(&1_000);
-        cache.check();
-        assert!(shares(&cache).iter().all(|&share| share == (2_000, 0)));
+        assert_no_loans(&cache, 2_000);
     }
 
     /// An entry heavier than the whole cache is refused, and no capacity moves.
@@ -1042,7 +1048,7 @@ mod tests {
         cache.insert(1, vec![0; 8_001]);
         assert_eq!(cache.get(&1), None);
         assert_eq!(cache.stats().evicted_size, 1);
-        assert!(shares(&cache).iter().all(|&share| share == (1_000, 0)));
+        assert_no_loans(&cache, 1_000);
     }
 
     /// Four threads insert light and heavy entries (up to 3 shards' worth), replace and remove
@@ -1116,7 +1122,6 @@ mod tests {
         assert!(cache.weighted_size() <= CAPACITY);
         cache.check();
         cache.invalidate_all();
-        cache.check();
-        assert!(shares(&cache).iter().all(|&share| share == (8 << 10, 0)));
+        assert_no_loans(&cache, 8 << 10);
     }
 }

@@ -12,6 +12,17 @@ pub trait BenchCache: Send + Sync {
     fn insert(&self, key: u64, value: u64);
 }
 
+impl<T: BenchCache + ?Sized> BenchCache for Box<T> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        (**self).get(key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        (**self).insert(key, value);
+    }
+}
+
 impl BenchCache for strata::Cache<u64, u64> {
     #[inline]
     fn get(&self, key: u64) -> Option<u64> {

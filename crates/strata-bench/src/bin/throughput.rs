@@ -49,6 +49,12 @@ struct Args {
     /// amount of work, for counting instructions and cache misses (e.g. under cachegrind).
     #[arg(long)]
     ops: Option<u64>,
+    /// Entries weigh from 1 to this (a hash of the key, see `strata_bench::key_weight`), and
+    /// every cache is bounded by weight: capacity × the mean weight. Each cache's default
+    /// shard count; every cache is called through a `Box<dyn BenchCache>` then (the same
+    /// indirection for all). 1: unit weights.
+    #[arg(long, default_value_t = 1)]
+    weights: u32,
 }
 
 /// Operations per thread: a key, and whether it is a read.
@@ -76,6 +82,14 @@ fn main() -> Result<(), String> {
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); args.cache.len()];
     for _ in 0..args.rounds {
         for (name, samples) in args.cache.iter().zip(&mut samples) {
+            if args.weights > 1 {
+                if args.shards.is_some() {
+                    return Err("--shards and --weights: one or the other".into());
+                }
+                let cache = strata_bench::build_weighted(name, args.capacity, args.weights)?;
+                samples.push(run(Arc::new(cache), &workloads, &args));
+                continue;
+            }
             if let Some(mut builder) = strata_bench::strata_builder(name, args.capacity)? {
                 if let Some(shards) = args.shards {
                     builder = builder.shards(shards);

@@ -21,13 +21,16 @@ const SHARDS_PER_CPU: usize = 16;
 /// window and a main region to tell recency from frequency, and small shards each evict by
 /// their own share of the keys (smaller shards cost ARC's P3 at 20,000 entries 0.1–0.2 points).
 const MIN_SHARD_CAPACITY: u64 = 2048;
-/// What a weighted cache's default shard count assumes an entry weighs, on average: its
-/// capacity is in the weigher's units (bytes, most often), and shards hold at least
-/// [`MIN_SHARD_CAPACITY`] entries of this weight. Counting units as entries split small
-/// caches into shards of a few entries: 500 entries weighing 1–16 into two shards of 250,
-/// whose uneven shares of a looping trace cost one cache in 300 a third of its hit ratio; a
-/// 64 KiB cache of 1 KiB values into 32 shards of two values each.
-const ASSUMED_ENTRY_WEIGHT: u64 = 64;
+/// What a weighted cache's default shard count assumes an entry weighs, at least: its
+/// capacity is in the weigher's units, which it cannot know before entries come, and shards
+/// hold at least [`MIN_SHARD_CAPACITY`] entries of this weight. Counting units as entries
+/// split small caches into shards of a few entries: 500 entries weighing 1–16 into two shards
+/// of 250, whose uneven shares of a looping trace cost one cache in 300 a third of its hit
+/// ratio. Assuming 64 units kept more entries per shard for caches weighed in bytes, but gave
+/// 100,000 entries weighing 1–16 four shards instead of 32: 0.72× quick_cache on two threads
+/// instead of 1.06×, for the same hit ratios (`docs/benchmarks.md`). A shard too small for an
+/// entry borrows capacity from the others, so this is about hit ratio, not what fits.
+const ASSUMED_ENTRY_WEIGHT: u64 = 8;
 
 /// Configures and builds a [`Cache`].
 ///
@@ -113,8 +116,9 @@ where
     /// may hold up to its weight above the bound, until the other shards have evicted their
     /// part.
     ///
-    /// By default a weighted cache has a shard per 128 Ki units of capacity (2,048 entries of
-    /// 64 units), at most 16 per CPU. See [`shards`](Self::shards) to choose otherwise.
+    /// By default a weighted cache has a shard per 16 Ki units of capacity (2,048 entries of
+    /// 8 units), at most 16 per CPU. A cache of large values (weighed in bytes) holds fewer
+    /// entries per shard: see [`shards`](Self::shards) to choose fewer.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));
         self
@@ -201,7 +205,7 @@ where
 
     /// Number of independently locked shards (a power of two). By default 16 × the CPUs,
     /// fewer for small caches so that each shard holds at least 2,048 entries (in a weighted
-    /// cache, 2,048 × 64 units of capacity). More shards let more threads work at once; fewer
+    /// cache, 2,048 × 8 units of capacity). More shards let more threads work at once; fewer
     /// keep each shard's policy better informed (each sees its own share of the keys).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
@@ -327,9 +331,9 @@ mod tests {
     fn small_caches_get_few_shards() {
         assert_eq!(default_shards(500, false), 1);
         assert!(default_shards(1 << 30, false) >= 4);
-        // Weighted: 500 entries of 1–16 units, and 64 KiB weighed in bytes, are one shard.
+        // Weighted: 500 (and 1,000) entries weighing 1–16 units are one shard.
         assert_eq!(default_shards(4250, true), 1);
-        assert_eq!(default_shards(64 << 10, true), 1);
+        assert_eq!(default_shards(8500, true), 1);
         assert!(default_shards(1 << 30, true) >= 4);
     }
 

@@ -578,6 +578,16 @@ impl Keyspace {
     /// Changes the memory tier's bound. A smaller one evicts at once, and what it evicts is
     /// handed to the disk tier at once too (not when its stripes are next used), so the
     /// memory is freed before this returns.
+    /// Whether a value of `len` bytes for `key` has somewhere to go: without a disk tier, not
+    /// if it is heavier than `maxmemory` (the memory tier refuses it).
+    pub(crate) fn fits(&self, key: &[u8], len: usize) -> Result<(), WriteError> {
+        let weight = u64::from(entry_weight(key.len(), len));
+        if self.disk.is_none() && weight > self.memory.capacity() {
+            return Err(WriteError::OutOfMemory);
+        }
+        Ok(())
+    }
+
     pub(crate) fn set_maxmemory(&self, bytes: u64) {
         // The bound was checked by the caller (≥ 1 MiB): the error is for a zero capacity.
         let _ = self.memory.set_max_capacity(bytes);
@@ -695,12 +705,7 @@ impl KeyGuard<'_> {
     /// Stores `entry`: disk first, so a failed disk write changes nothing; or, writing
     /// behind, memory only, with the key listed for the next pass (see the module docs).
     pub(crate) fn set(&self, mut entry: Entry) -> Result<(), WriteError> {
-        if self.ks.disk.is_none()
-            && u64::from(entry_weight(self.key.len(), entry.value.len()))
-                > self.ks.memory.capacity()
-        {
-            return Err(WriteError::OutOfMemory);
-        }
+        self.ks.fits(self.key, entry.value.len())?;
         // The clock is read only for an entry that can expire (it costs a pipelined SET 2%).
         let now = entry.expires.map_or(0, |_| now_ms());
         if entry.expired(now) {

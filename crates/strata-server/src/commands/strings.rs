@@ -5,7 +5,7 @@ use strata_resp::Frame;
 
 use super::long_double::{Float, LongDouble};
 use super::{Ctx, err, int, not_an_integer, syntax_error, write_failed};
-use crate::keyspace::{Entry, KeyGuard, now_ms};
+use crate::keyspace::{Entry, KeyGuard, WriteError, now_ms};
 
 /// Largest string `SETRANGE` and `APPEND` may build: the same limit as a bulk string a
 /// client may send (`--max-value-size`, Redis's `proto-max-bulk-len`).
@@ -231,6 +231,9 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     if args.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'mset' command");
     }
+    if let Err(e) = fit_all(ctx, args) {
+        return write_failed(&e);
+    }
     for pair in args[1..].chunks(2) {
         if let Err(e) = ctx.shared.keyspace.lock(pair[0]).set(Entry::new(pair[1])) {
             return write_failed(&e);
@@ -242,6 +245,9 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
 pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
     if args.len().is_multiple_of(2) {
         return err("ERR wrong number of arguments for 'msetnx' command");
+    }
+    if let Err(e) = fit_all(ctx, args) {
+        return write_failed(&e);
     }
     let keyspace = &ctx.shared.keyspace;
     if args[1..]
@@ -256,6 +262,14 @@ pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
         }
     }
     Frame::Integer(1)
+}
+
+/// Checks every (key, value) pair of an MSET before any is written: one value too large
+/// refuses the whole command, as Redis does.
+fn fit_all(ctx: &Ctx<'_>, args: &[&[u8]]) -> Result<(), WriteError> {
+    args[1..]
+        .chunks(2)
+        .try_for_each(|pair| ctx.shared.keyspace.fits(pair[0], pair[1].len()))
 }
 
 /// Replaces the value of a locked key, keeping its expiry and tags.

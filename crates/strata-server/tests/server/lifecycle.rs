@@ -134,6 +134,10 @@ fn without_a_disk_tier_a_value_fits_maxmemory_or_is_refused() {
     c.command(&["SET", "huge", &"h".repeat(1_100_000)]);
     c.expect_prefix(b"-OOM ");
     c.roundtrip(&["EXISTS", "huge"], b":0\r\n");
+    // One value too large refuses the whole MSET.
+    c.command(&["MSET", "small", "s", "huge", &"h".repeat(1_100_000)]);
+    c.expect_prefix(b"-OOM ");
+    c.roundtrip(&["EXISTS", "small", "huge"], b":0\r\n");
     c.roundtrip(&["STRLEN", "big"], b":600000\r\n");
 }
 

@@ -17,20 +17,12 @@ use crate::policy::eviction::EvictionPolicy;
 /// reads: 0.85–0.90× quick_cache with 4 per CPU, 1.0× with 8, 1.1× with 16 (one thread: the
 /// same with any; docs/benchmarks.md).
 const SHARDS_PER_CPU: usize = 16;
-/// Shards are never made smaller than this capacity by default: W-TinyLFU needs room for a
-/// window and a main region to tell recency from frequency, and small shards each evict by
-/// their own share of the keys (smaller shards cost ARC's P3 at 20,000 entries 0.1–0.2 points).
-const MIN_SHARD_CAPACITY: u64 = 2048;
-/// What a weighted cache's default shard count assumes an entry weighs, at least: its
-/// capacity is in the weigher's units, which it cannot know before entries come, and shards
-/// hold at least [`MIN_SHARD_CAPACITY`] entries of this weight. Counting units as entries
-/// split small caches into shards of a few entries: 500 entries weighing 1–16 into two shards
-/// of 250, whose uneven shares of a looping trace cost one cache in 300 a third of its hit
-/// ratio. Assuming 64 units kept more entries per shard for caches weighed in bytes, but gave
-/// 100,000 entries weighing 1–16 four shards instead of 32: 0.72× quick_cache on two threads
-/// instead of 1.06×, for the same hit ratios (`docs/benchmarks.md`). A shard too small for an
-/// entry borrows capacity from the others, so this is about hit ratio, not what fits.
-const ASSUMED_ENTRY_WEIGHT: u64 = 8;
+/// Shards are never made to hold fewer entries than this by default: W-TinyLFU needs room
+/// for a window and a main region to tell recency from frequency, and small shards each evict
+/// by their own share of the keys (smaller shards cost ARC's P3 at 20,000 entries 0.1–0.2
+/// points; two shards of 250 entries cost one weighted lirs-glimpse cache in 300 a third of
+/// its hit ratio).
+pub(super) const MIN_SHARD_ENTRIES: u64 = 2048;
 
 /// Configures and builds a [`Cache`].
 ///
@@ -116,9 +108,9 @@ where
     /// may hold up to its weight above the bound, until the other shards have evicted their
     /// part.
     ///
-    /// By default a weighted cache has a shard per 16 Ki units of capacity (2,048 entries of
-    /// 8 units), at most 16 per CPU. A cache of large values (weighed in bytes) holds fewer
-    /// entries per shard: see [`shards`](Self::shards) to choose fewer.
+    /// A weighted cache cannot know how many entries its capacity holds before they come: by
+    /// default it starts as one shard and chooses its shard count at its first 64 new keys,
+    /// from their mean weight (see [`shards`](Self::shards)).
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));
         self
@@ -204,9 +196,10 @@ where
     }
 
     /// Number of independently locked shards (a power of two). By default 16 × the CPUs,
-    /// fewer for small caches so that each shard holds at least 2,048 entries (in a weighted
-    /// cache, 2,048 × 8 units of capacity). More shards let more threads work at once; fewer
-    /// keep each shard's policy better informed (each sees its own share of the keys).
+    /// fewer for small caches so that each shard holds at least 2,048 entries (a weighted
+    /// cache counts them once its first 64 new keys tell their mean weight). More shards let
+    /// more threads work at once; fewer keep each shard's policy better informed (each sees
+    /// its own share of the keys).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -256,14 +249,18 @@ where
         let shards = match self.shards {
             Some(n) if n == 0 || !n.is_power_of_two() => return Err(Error::InvalidShards(n)),
             Some(n) => n,
-            None => default_shards(capacity, self.weigher.is_some()),
+            // A weighted cache chooses later, up to the most it may have.
+            None if self.weigher.is_some() => shard_count(u64::MAX),
+            None => shard_count(capacity),
         };
+        let deferred = self.shards.is_none() && self.weigher.is_some();
         if let Some(window) = self.policy.invalid_window() {
             return Err(Error::InvalidWindow(window));
         }
         Ok(Cache::from_parts(crate::memory::cache::Parts {
             capacity,
             shards,
+            deferred,
             policy: self.policy.fixed,
             ttl,
             tti,
@@ -287,15 +284,12 @@ pub(crate) fn nanos(what: &'static str, given: Duration) -> Result<u64> {
     }
 }
 
-fn default_shards(capacity: u64, weighted: bool) -> usize {
-    let entries = if weighted {
-        capacity / ASSUMED_ENTRY_WEIGHT
-    } else {
-        capacity
-    };
+/// The default shard count for a cache of `entries`: 16 per CPU, fewer so that each holds
+/// at least [`MIN_SHARD_ENTRIES`].
+pub(super) fn shard_count(entries: u64) -> usize {
     let cpus = std::thread::available_parallelism().map_or(4, |n| n.get());
     let mut shards = (cpus * SHARDS_PER_CPU).next_power_of_two();
-    while shards > 1 && entries / (shards as u64) < MIN_SHARD_CAPACITY {
+    while shards > 1 && entries / (shards as u64) < MIN_SHARD_ENTRIES {
         shards /= 2;
     }
     shards
@@ -329,12 +323,8 @@ mod tests {
 
     #[test]
     fn small_caches_get_few_shards() {
-        assert_eq!(default_shards(500, false), 1);
-        assert!(default_shards(1 << 30, false) >= 4);
-        // Weighted: 500 (and 1,000) entries weighing 1–16 units are one shard.
-        assert_eq!(default_shards(4250, true), 1);
-        assert_eq!(default_shards(8500, true), 1);
-        assert!(default_shards(1 << 30, true) >= 4);
+        assert_eq!(shard_count(500), 1);
+        assert!(shard_count(1 << 30) >= 4);
     }
 
     #[test]

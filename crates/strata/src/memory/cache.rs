@@ -3,10 +3,10 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
 use crate::clock::Clock;
 use crate::coalesce::Flights;
@@ -66,7 +66,7 @@ impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("capacity", &self.inner.capacity.load(Ordering::Relaxed))
-            .field("shards", &self.inner.shards.len())
+            .field("shards", &(self.inner.mask.load(Ordering::Relaxed) + 1))
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +75,8 @@ impl<K, V, S> std::fmt::Debug for Cache<K, V, S> {
 pub(crate) struct Parts<K, V, S> {
     pub(crate) capacity: u64,
     pub(crate) shards: usize,
+    /// Start as one shard and choose the shard count at the first report (see `split`).
+    pub(crate) deferred: bool,
     /// A pinned shape, or `None` to adapt.
     pub(crate) policy: Option<Shape>,
     pub(crate) ttl: Option<u64>,
@@ -88,7 +90,13 @@ pub(crate) struct Parts<K, V, S> {
 }
 
 pub(super) struct Inner<K, V, S> {
+    /// All the shards the cache may use; the first `mask + 1` are in use.
     shards: Box<[RwLock<ShardCell<K, V, S>>]>,
+    /// Picks a key's shard from its hash: shards in use − 1. Changes once at most, from 0,
+    /// when a weighted cache chooses its shard count (see `split`).
+    mask: AtomicUsize,
+    /// A weighted cache that has not chosen its shard count yet.
+    unsplit: AtomicBool,
     /// Loads in progress for `get_with` and friends (see `loading.rs`).
     pub(super) flights: Flights<K, V>,
     capacity: AtomicU64,
@@ -105,6 +113,11 @@ pub(super) struct Inner<K, V, S> {
     /// Held while capacity moves between shards (see [`Shard::lend`]); taken before any
     /// shard's lock, never while holding one.
     loans: Mutex<()>,
+}
+
+/// Shard `i`'s exact share of `capacity` among `n` shards: the shares add up to it.
+fn share(capacity: u64, n: u64, i: u64) -> u64 {
+    capacity / n + u64::from(i < capacity % n)
 }
 
 /// A shard plus the adaptation epoch it last applied.
@@ -141,12 +154,14 @@ where
 {
     pub(crate) fn from_parts(parts: Parts<K, V, S>) -> Self {
         let n = parts.shards as u64;
+        // A deferred cache starts as one shard: the first has all the capacity.
+        let in_use = if parts.deferred { 1 } else { n };
         // Seeds the shards' sketches: nobody outside can tell which keys share counters.
         let seeds = std::collections::hash_map::RandomState::new();
         let shards = (0..n)
             .map(|i| {
                 // Exact shares: the shard capacities add up to the cache's capacity.
-                let capacity = parts.capacity / n + u64::from(i < parts.capacity % n);
+                let capacity = share(parts.capacity, in_use, i);
                 let estimated_entries = if parts.weigher.is_some() {
                     1024
                 } else {
@@ -177,6 +192,8 @@ where
             inner: Arc::new(Inner {
                 flights: Flights::new(parts.shards),
                 shards,
+                mask: AtomicUsize::new(in_use as usize - 1),
+                unsplit: AtomicBool::new(parts.deferred),
                 capacity: AtomicU64::new(parts.capacity),
                 ttl: parts.ttl,
                 tti: parts.tti,
@@ -204,7 +221,25 @@ where
 
     #[inline]
     fn shard_index(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & (self.inner.shards.len() - 1)
+        (hash >> 32) as usize & self.inner.mask.load(Ordering::Acquire)
+    }
+
+    /// The shards in use.
+    fn in_use(&self) -> usize {
+        self.inner.mask.load(Ordering::Acquire) + 1
+    }
+
+    /// The shard of `hash`, locked for writing. A weighted cache's shard count changes once
+    /// (`split`), under every shard's lock: a writer that chose its shard before and locked it
+    /// after looks again.
+    fn write_shard(&self, hash: u64) -> RwLockWriteGuard<'_, ShardCell<K, V, S>> {
+        loop {
+            let index = self.shard_index(hash);
+            let cell = self.inner.shards[index].write();
+            if self.shard_index(hash) == index {
+                return cell;
+            }
+        }
     }
 
     /// The entry's weight: the weigher's, or 1 in a cache bounded by entry count.
@@ -273,10 +308,10 @@ where
             .or_else(|| inner.expire_after.as_ref().and_then(|f| f(&key, &value)))
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(NEVER - 1))
             .or(inner.ttl);
-        let (hash, lock) = self.shard_for(&key);
+        let hash = inner.hasher.hash_one(&key);
         let mut removals = self.removals();
         let (added, adapt) = {
-            let mut cell = lock.write();
+            let mut cell = self.write_shard(hash);
             if u64::from(weight) > cell.shard.capacity() {
                 drop(cell);
                 return self.insert_heavy(hash, key, value, weight, ttl, tags);
@@ -300,14 +335,13 @@ where
         ttl: Option<u64>,
         tags: Box<[crate::Tag]>,
     ) {
-        let lock = &self.inner.shards[self.shard_index(hash)];
         let mut removals = self.removals();
         // Held until the lenders have settled: no change of capacity comes between, and one
         // heavy insert at a time puts the cache above its bound (by at most its loan, until
         // the lenders evict).
         let (loans, loan) = self.borrow(hash, u64::from(weight));
         let (added, adapt) = {
-            let mut cell = lock.write();
+            let mut cell = self.write_shard(hash);
             let new = NewEntry::untimed(hash, key, value, weight, tags, loan);
             self.insert_locked(&mut cell, new, ttl, &mut removals)
         };
@@ -347,7 +381,7 @@ where
             let shard = &cell.shard;
             let full =
                 (shard.len() as u64).saturating_mul(shard.capacity()) / shard.weight().max(1);
-            full.saturating_mul(inner.shards.len() as u64)
+            full.saturating_mul(self.in_use() as u64)
         });
         (added, adapt)
     }
@@ -375,8 +409,47 @@ where
         );
         self.finish_counted(removals, counters);
         if let Some(entries) = adapt {
+            if inner.unsplit.load(Ordering::Relaxed) {
+                self.split(entries);
+            }
             inner.adaptation.on_inserts(&inner.stats, entries);
         }
+    }
+
+    /// A weighted cache's first report (64 new keys) tells how many entries it holds when
+    /// full, from their mean weight: it chooses its shard count then, as a cache bounded by
+    /// entries does when it is built, and spreads its few entries over the new shards. Under
+    /// every shard's lock: a writer that chose its shard before looks again
+    /// ([`write_shard`](Self::write_shard)); a reader may miss a key that moved meanwhile,
+    /// once.
+    #[cold]
+    #[inline(never)]
+    fn split(&self, entries: u64) {
+        let _loans = self.inner.loans.lock();
+        if !self.inner.unsplit.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let n = crate::memory::builder::shard_count(entries).min(self.inner.shards.len());
+        if n == 1 {
+            return;
+        }
+        let mut cells: Vec<_> = self.inner.shards.iter().map(|s| s.write()).collect();
+        let mut removals = self.removals();
+        let moved = cells[0].shard.drain();
+        let capacity = self.capacity();
+        for (i, cell) in cells.iter_mut().enumerate().take(n) {
+            cell.shard
+                .set_capacity(share(capacity, n as u64, i as u64), &mut removals);
+        }
+        self.inner.mask.store(n - 1, Ordering::Release);
+        let now = self.now();
+        for new in moved {
+            let cell = &mut cells[self.shard_index(new.hash)];
+            cell.shard.insert(new, now, &mut removals);
+        }
+        drop(cells);
+        drop(_loans);
+        self.finish(removals);
     }
 
     /// Lends capacity from the other shards to the shard of `hash`, which cannot hold an
@@ -385,12 +458,15 @@ where
     /// lacks. Returns `loans`, held until the lenders settle, and the loan; nothing for an
     /// entry heavier than the whole cache, which the shard refuses.
     fn borrow(&self, hash: u64, weight: u64) -> (Option<MutexGuard<'_, ()>>, u64) {
-        let shards = &self.inner.shards;
-        let n = shards.len() as u64;
-        if weight > self.capacity() || n == 1 {
+        if weight > self.capacity() {
             return (None, 0);
         }
         let guard = self.inner.loans.lock();
+        let shards = &self.inner.shards[..self.in_use()];
+        let n = shards.len() as u64;
+        if n == 1 {
+            return (None, 0);
+        }
         let home = self.shard_index(hash);
         let lacking = weight.saturating_sub(shards[home].read().shard.capacity());
         let need = (weight - weight / n).max(lacking);
@@ -464,9 +540,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (hash, lock) = self.shard_for(key);
+        let hash = self.inner.hasher.hash_one(key);
         let mut removals = self.removals();
-        let updated = lock.write().shard.update(
+        let updated = self.write_shard(hash).shard.update(
             hash,
             key,
             || self.now(),
@@ -484,10 +560,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (hash, lock) = self.shard_for(key);
+        let hash = self.inner.hasher.hash_one(key);
         let mut removals = self.removals();
-        let value = lock
-            .write()
+        let value = self
+            .write_shard(hash)
             .shard
             .remove(hash, key, || self.now(), &mut removals);
         self.finish(removals);
@@ -608,22 +684,22 @@ where
             return Err(crate::Error::MissingCapacity);
         }
         self.inner.capacity.store(capacity, Ordering::Relaxed);
-        let n = self.inner.shards.len() as u64;
-        // The same exact shares as at build time.
-        let share = |i: usize| capacity / n + u64::from((i as u64) < capacity % n);
         let mut removals = self.removals();
         {
             // Loans end: every shard gets its share of the new bound. First every shard
             // shrinks to it if above (a borrower included), then every shard grows to it: the
             // shards' capacities never add up to more than the old or the new bound.
             let _loans = self.inner.loans.lock();
-            for (i, lock) in self.inner.shards.iter().enumerate() {
+            let in_use = self.in_use() as u64;
+            let shards = &self.inner.shards[..in_use as usize];
+            for (i, lock) in shards.iter().enumerate() {
                 let mut cell = lock.write();
-                let shrunk = cell.shard.capacity().min(share(i));
+                let shrunk = cell.shard.capacity().min(share(capacity, in_use, i as u64));
                 cell.shard.set_capacity(shrunk, &mut removals);
             }
-            for (i, lock) in self.inner.shards.iter().enumerate() {
-                lock.write().shard.set_capacity(share(i), &mut removals);
+            for (i, lock) in shards.iter().enumerate() {
+                let share = share(capacity, in_use, i as u64);
+                lock.write().shard.set_capacity(share, &mut removals);
             }
         }
         self.finish(removals);
@@ -678,9 +754,16 @@ where
     #[cfg(test)]
     pub(crate) fn check(&self) {
         let (mut capacity, mut lent, mut borrowed) = (0, 0, 0);
-        for lock in self.inner.shards.iter() {
+        for (i, lock) in self.inner.shards.iter().enumerate() {
             let cell = lock.read();
             cell.shard.check();
+            // Every key is in the shard its hash picks; the shards not in use are empty.
+            assert!(
+                cell.shard
+                    .hashes()
+                    .iter()
+                    .all(|&h| self.shard_index(h) == i)
+            );
             capacity += cell.shard.capacity();
             lent += cell.shard.lent();
             borrowed += cell.shard.borrowed();
@@ -1123,5 +1206,102 @@ mod tests {
         cache.check();
         cache.invalidate_all();
         assert_no_loans(&cache, 8 << 10);
+    }
+
+    /// A weighted cache of entries weighing 1.
+    fn light_cache(capacity: u64) -> Cache<u32, u32> {
+        Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_, _| 1)
+            .build()
+            .expect("valid config")
+    }
+
+    /// A weighted cache starts as one shard and chooses its shard count from its first new
+    /// keys' mean weight, as a cache bounded by entries does from its bound: light entries get
+    /// the shards their number calls for, large values few.
+    #[test]
+    fn a_weighted_cache_chooses_its_shards_from_its_first_entries() {
+        let light = light_cache(1 << 24);
+        assert_eq!(light.in_use(), 1);
+        for key in 0..100 {
+            light.insert(key, key);
+        }
+        assert_eq!(light.in_use(), crate::memory::builder::shard_count(1 << 24));
+        light.check();
+        // 64 MiB of 64 KiB values: 1,024 entries, one shard.
+        let large: Cache<u32, Vec<u8>> = Cache::builder()
+            .max_capacity(64 << 20)
+            .weigher(|_, value: &Vec<u8>| u32::try_from(value.len()).unwrap_or(u32::MAX))
+            .build()
+            .expect("valid config");
+        for key in 0..100 {
+            large.insert(key, vec![0; 64 << 10]);
+        }
+        assert_eq!(large.in_use(), 1);
+    }
+
+    /// The entries a weighted cache held when it chose its shards move to their new shards
+    /// whole: found, with their tags and deadlines.
+    #[test]
+    fn entries_keep_their_tags_and_deadlines_across_the_split() {
+        let clock = MockClock::new();
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(1 << 24)
+            .weigher(|_, _| 1)
+            .clock(clock.clone())
+            .build()
+            .expect("valid config");
+        let tagged = InsertOptions::new().tag("early");
+        let timed = InsertOptions::new().ttl(Duration::from_secs(10));
+        for key in 0..63 {
+            cache.insert_with(key, key, if key < 31 { &tagged } else { &timed });
+        }
+        assert_eq!(cache.in_use(), 1);
+        cache.insert(63, 63);
+        assert!(cache.in_use() > 1);
+        cache.check();
+        assert!((0..64).all(|key| cache.get(&key) == Some(key)));
+        assert_eq!(cache.invalidate_tag("early"), 31);
+        clock.advance(Duration::from_secs(11));
+        cache.run_pending_tasks();
+        assert_eq!(
+            cache.stats().evicted_expired,
+            32,
+            "their deadlines moved too"
+        );
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(&63), Some(63));
+    }
+
+    /// Four threads insert from the start, so that the shard count changes under them: no
+    /// key is lost or stored in the wrong shard (`check`), and every one is found after.
+    #[test]
+    fn the_split_under_concurrent_writers() {
+        let cache = light_cache(1 << 24);
+        let start = Arc::new(std::sync::Barrier::new(4));
+        let workers: Vec<_> = (0..4_u32)
+            .map(|t| {
+                let (cache, start) = (cache.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..5_000 {
+                        let key = t * 1_000_000 + i;
+                        cache.insert(key, key);
+                        if i % 7 == 0 {
+                            assert_eq!(cache.remove(&key), Some(key), "a writer finds its key");
+                            cache.insert(key, key);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("worker panicked");
+        }
+        assert!(cache.in_use() > 1);
+        cache.check();
+        assert_eq!(cache.len(), 20_000);
+        assert!((0..4).all(|t| (0..5_000).all(|i| cache.get(&(t * 1_000_000 + i)).is_some())));
     }
 }

@@ -672,6 +672,38 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         Some(value)
     }
 
+    /// Takes every entry out, with its expiry and tags, for another shard to hold (the cache
+    /// spreads a shard's entries over more shards, `Cache::split`); the shard is left empty.
+    /// Not removals: no listener hears of them.
+    pub(crate) fn drain(&mut self) -> Vec<NewEntry<K, V>> {
+        let mut entries = Vec::with_capacity(self.table.len());
+        for idx in 0..self.slots.len() as u32 {
+            let Some(entry) = self.slots[idx as usize].take() else {
+                continue;
+            };
+            let expires_at = if entry.timed {
+                self.timing[idx as usize].expires_at
+            } else {
+                NEVER
+            };
+            let tags = self.entry_tags.remove(&idx).unwrap_or_default();
+            let hash = self.hasher.hash_one(&entry.key);
+            let new = NewEntry::untimed(hash, entry.key, entry.value, entry.weight, tags, 0);
+            entries.push(NewEntry { expires_at, ..new });
+        }
+        self.table.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.lists = [List::EMPTY; 3];
+        self.weight = 0;
+        self.deadlines.clear();
+        self.timing.clear();
+        self.tags.clear();
+        self.loans.clear();
+        self.borrowed = 0;
+        entries
+    }
+
     /// Removes every entry carrying `tag`.
     pub(crate) fn invalidate_tag(&mut self, tag: &str, out: &mut Removals<'_, K, V>) {
         if let Some(slots) = self.tags.remove(tag) {
@@ -1145,6 +1177,13 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     #[cfg(test)]
     pub(crate) fn borrowed(&self) -> u64 {
         self.borrowed
+    }
+
+    /// The hashes of the keys held (tests only).
+    #[cfg(test)]
+    pub(crate) fn hashes(&self) -> Vec<u64> {
+        let live = self.slots.iter().flatten();
+        live.map(|entry| self.hasher.hash_one(&entry.key)).collect()
     }
 }
 

@@ -219,14 +219,16 @@ where
         (hash, &self.inner.shards[self.shard_index(hash)])
     }
 
+    /// Relaxed: what a shard holds is ordered by its lock, and a writer reads the mask again
+    /// once it holds one (`write_shard`), after the split's unlock if the split came first.
     #[inline]
     fn shard_index(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & self.inner.mask.load(Ordering::Acquire)
+        (hash >> 32) as usize & self.inner.mask.load(Ordering::Relaxed)
     }
 
     /// The shards in use.
     fn in_use(&self) -> usize {
-        self.inner.mask.load(Ordering::Acquire) + 1
+        self.inner.mask.load(Ordering::Relaxed) + 1
     }
 
     /// The shard of `hash`, locked for writing. A weighted cache's shard count changes once
@@ -441,7 +443,7 @@ where
             cell.shard
                 .set_capacity(share(capacity, n as u64, i as u64), &mut removals);
         }
-        self.inner.mask.store(n - 1, Ordering::Release);
+        self.inner.mask.store(n - 1, Ordering::Relaxed);
         let now = self.now();
         for new in moved {
             let cell = &mut cells[self.shard_index(new.hash)];

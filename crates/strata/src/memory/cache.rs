@@ -160,8 +160,13 @@ where
         let seeds = std::collections::hash_map::RandomState::new();
         let shards = (0..n)
             .map(|i| {
-                // Exact shares: the shard capacities add up to the cache's capacity.
-                let capacity = share(parts.capacity, in_use, i);
+                // Exact shares: the shard capacities add up to the cache's capacity. The
+                // shards not in use have none.
+                let capacity = if i < in_use {
+                    share(parts.capacity, in_use, i)
+                } else {
+                    0
+                };
                 let estimated_entries = if parts.weigher.is_some() {
                     1024
                 } else {
@@ -835,9 +840,14 @@ mod tests {
         /// removed, tag-invalidated or expired entry. The listener accounts for every entry.
         /// Weighted, keys weigh 1 to 8: often more than a shard's share, so that capacity
         /// moves between shards, and the bound changes meanwhile (`check` sees that no
-        /// capacity is created or lost).
+        /// capacity is created or lost). With room for every key ("roomy", bounds in the
+        /// hundreds of thousands) and the default shards, a weighted cache chooses its shard
+        /// count midway (7 cases in 256).
         #[test]
-        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, shards in 0..3_u32, policy in 0..4_usize, weighted in any::<bool>()) {
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, roomy in any::<bool>(), shards in 0..4_u32, policy in 0..4_usize, weighted in any::<bool>()) {
+            if roomy {
+                capacity = 1 << 20;
+            }
             let clock = MockClock::new();
             let removed = Arc::new(StdMutex::new(Vec::new()));
             let sink = removed.clone();
@@ -849,14 +859,23 @@ mod tests {
             ][policy];
             let mut builder = Cache::<u8, u32>::builder()
                 .max_capacity(capacity)
-                .shards(1 << shards)
                 .eviction_policy(policy)
                 .clock(clock.clone())
                 .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)));
+            if shards < 3 {
+                builder = builder.shards(1 << shards);
+            }
             if weighted {
                 builder = builder.weigher(|k, _| 1 + u32::from(*k % 8));
             }
             let cache = builder.build().expect("valid config");
+            if roomy {
+                // 40 keys the operations never touch: a weighted cache with the default
+                // shards splits at its 64th new key, amid the operations.
+                for key in 128..168 {
+                    cache.insert(key, 0);
+                }
+            }
             let mut model: HashMap<u8, Model> = HashMap::new();
             let mut now = 0_u64;
             let mut version = 0_u32;
@@ -917,7 +936,7 @@ mod tests {
                     }
                     Op::Maintain => cache.run_pending_tasks(),
                     Op::Resize(bound) => {
-                        capacity = u64::from(bound);
+                        capacity = u64::from(bound) << if roomy { 16 } else { 0 };
                         prop_assert!(cache.set_max_capacity(capacity).is_ok());
                     }
                 }

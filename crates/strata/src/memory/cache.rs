@@ -115,6 +115,10 @@ pub(super) struct Inner<K, V, S> {
     loans: Mutex<()>,
 }
 
+/// A weighted shard's sketch is first sized for this many keys (it cannot know how many it
+/// will hold, and starts over when it outgrows the guess: `FrequencySketch::reserve`).
+const WEIGHTED_SKETCH_KEYS: usize = 1024;
+
 /// Shard `i`'s exact share of `capacity` among `n` shards: the shares add up to it.
 fn share(capacity: u64, n: u64, i: u64) -> u64 {
     capacity / n + u64::from(i < capacity % n)
@@ -167,8 +171,11 @@ where
                 } else {
                     0
                 };
-                let estimated_entries = if parts.weigher.is_some() {
-                    1024
+                let estimated_entries = if i >= in_use {
+                    // Unused until a split sizes it (`split`): the least memory meanwhile.
+                    0
+                } else if parts.weigher.is_some() {
+                    WEIGHTED_SKETCH_KEYS
                 } else {
                     usize::try_from(capacity).unwrap_or(usize::MAX)
                 };
@@ -445,6 +452,9 @@ where
         let moved = cells[0].shard.drain();
         let capacity = self.capacity();
         for (i, cell) in cells.iter_mut().enumerate().take(n) {
+            if i > 0 {
+                cell.shard.size_sketch(WEIGHTED_SKETCH_KEYS);
+            }
             cell.shard
                 .set_capacity(share(capacity, n as u64, i as u64), &mut removals);
         }

@@ -672,6 +672,12 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         Some(value)
     }
 
+    /// Sizes the frequency sketch for `entries` keys, forgetting its counts (a shard the
+    /// cache starts using: `Cache::split`).
+    pub(crate) fn size_sketch(&mut self, entries: usize) {
+        self.sketch.start_over(entries);
+    }
+
     /// Takes every entry out, with its expiry and tags, for another shard to hold (the cache
     /// spreads a shard's entries over more shards, `Cache::split`); the shard is left empty.
     /// Not removals: no listener hears of them.

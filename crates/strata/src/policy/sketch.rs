@@ -97,6 +97,13 @@ impl FrequencySketch {
         self.table.len() * 8
     }
 
+    /// Starts over as a sketch for `entries` keys, with the same seed and aging.
+    pub(crate) fn start_over(&mut self, entries: usize) {
+        let staggered = self.staggered;
+        *self = Self::new(entries, self.seed);
+        self.staggered = staggered;
+    }
+
     /// Makes room for `resident` keys. Up to the keys the sketch is for, by doubling the
     /// table, each block copied into both halves: a key's block is its old one or the copy of
     /// it, so every estimate stays what it was (a count-min sketch may overcount, never

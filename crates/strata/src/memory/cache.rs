@@ -328,7 +328,8 @@ where
             let mut cell = self.write_shard(hash);
             if u64::from(weight) > cell.shard.capacity() {
                 drop(cell);
-                return self.insert_heavy(hash, key, value, weight, ttl, tags);
+                let new = NewEntry::untimed(hash, key, value, weight, tags, 0);
+                return self.insert_heavy(new, ttl, removals);
             }
             let new = NewEntry::untimed(hash, key, value, weight, tags, 0);
             self.insert_locked(&mut cell, new, ttl, &mut removals)
@@ -342,21 +343,18 @@ where
     #[inline(never)]
     fn insert_heavy(
         &self,
-        hash: u64,
-        key: K,
-        value: V,
-        weight: u32,
+        mut new: NewEntry<K, V>,
         ttl: Option<u64>,
-        tags: Box<[crate::Tag]>,
+        mut removals: Removals<'_, K, V>,
     ) {
-        let mut removals = self.removals();
+        let (hash, weight) = (new.hash, new.weight);
         // Held until the lenders have settled: no change of capacity comes between, and one
         // heavy insert at a time puts the cache above its bound (by at most its loan, until
         // the lenders evict).
-        let (loans, loan) = self.borrow(hash, u64::from(weight));
+        let loans;
+        (loans, new.loan) = self.borrow(hash, u64::from(weight));
         let (added, adapt) = {
             let mut cell = self.write_shard(hash);
-            let new = NewEntry::untimed(hash, key, value, weight, tags, loan);
             self.insert_locked(&mut cell, new, ttl, &mut removals)
         };
         if loans.is_some() {
@@ -815,7 +813,7 @@ mod tests {
         Advance(u8),
         RetainEven,
         Maintain,
-        /// A new bound, 1 to 24.
+        /// A new bound, 1 to 24 (× 65,536 for a roomy cache).
         Resize(u8),
     }
 
@@ -1084,9 +1082,9 @@ mod tests {
 
     /// Each shard's capacity and what it has lent.
     fn shares(cache: &Cache<u32, Vec<u8>>) -> Vec<(u64, u64)> {
-        let shards = cache.inner.shards.iter();
-        shards
-            .map(|lock| (lock.read().shard.capacity(), lock.read().shard.lent()))
+        let cells = cache.inner.shards.iter().map(|lock| lock.read());
+        cells
+            .map(|cell| (cell.shard.capacity(), cell.shard.lent()))
             .collect()
     }
 

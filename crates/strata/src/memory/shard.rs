@@ -183,15 +183,14 @@ pub(crate) struct Shard<K, V, S> {
     entry_tags: HashMap<u32, Box<[Tag]>>,
     /// Time-to-idle in nanoseconds, if the cache has one.
     tti: Option<u64>,
-    /// See [`Shape::s3fifo`].
-    s3fifo: bool,
     /// The shape just became S3-FIFO: the small queue's overflow moves to main whole.
     entering_s3fifo: bool,
     /// S3-FIFO's ghost: the keys the small queue let go recently (empty in W-TinyLFU).
     ghost: Ghost,
     /// The victims of the current admission duel (scratch space, see `admit`).
     victims: Vec<u32>,
-    /// The shape in use, whose shares size the regions whatever the capacity.
+    /// The shape in use: its shares size the regions whatever the capacity, and it says
+    /// whether the queues run as S3-FIFO.
     shape: Shape,
     /// Capacity this shard lent to others' heavy entries and has not had back.
     lent: u64,
@@ -225,7 +224,6 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             tags: HashMap::default(),
             entry_tags: HashMap::default(),
             tti,
-            s3fifo: false,
             entering_s3fifo: false,
             ghost: Ghost::default(),
             victims: Vec::new(),
@@ -241,13 +239,12 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// Resizes the regions: the window gets `shape.window` of capacity, the protected segment
     /// `shape.protected` of the rest.
     pub(crate) fn set_shape(&mut self, shape: Shape) {
-        let entering = shape.s3fifo && !self.s3fifo;
+        let entering = shape.s3fifo && !self.shape.s3fifo;
         if entering {
             self.ghost = Ghost::new(self.table.len());
         } else if !shape.s3fifo {
             self.ghost = Ghost::default();
         }
-        self.s3fifo = shape.s3fifo;
         self.sketch.set_staggered(shape.staggered);
         self.shape = shape;
         self.size_regions();
@@ -625,7 +622,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 .map_or(0, |e| hasher.hash_one(&e.key))
         });
         self.weight += u64::from(new.weight);
-        let region = if self.s3fifo && self.ghost.take(new.hash) {
+        let region = if self.shape.s3fifo && self.ghost.take(new.hash) {
             Region::Probation
         } else {
             Region::Window
@@ -793,7 +790,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Evicts until the shard is within capacity (see the module docs for the policy).
     fn evict(&mut self, out: &mut Removals<'_, K, V>) {
-        if self.s3fifo {
+        if self.shape.s3fifo {
             self.evict_s3fifo(out);
             return;
         }

@@ -99,8 +99,13 @@ impl FrequencySketch {
 
     /// Starts over as a sketch for `entries` keys, with the same seed and aging.
     pub(crate) fn start_over(&mut self, entries: usize) {
+        self.start_over_with_room(entries, entries.min(INITIAL_KEYS));
+    }
+
+    /// Starts over as a sketch for `entries` keys with room for `room` of them.
+    fn start_over_with_room(&mut self, entries: usize, room: usize) {
         let staggered = self.staggered;
-        *self = Self::new(entries, self.seed);
+        *self = Self::with_room(entries, room, self.seed);
         self.staggered = staggered;
     }
 
@@ -112,9 +117,7 @@ impl FrequencySketch {
     /// short for the cache (keeping them cost arc-p3-160000 1.3 points with weights 1–16).
     pub(crate) fn reserve(&mut self, resident: usize) {
         if resident > 2 * self.keys {
-            let staggered = self.staggered;
-            *self = Self::with_room(resident, resident, self.seed);
-            self.staggered = staggered;
+            self.start_over_with_room(resident, resident);
         } else if resident > self.keys {
             return;
         }

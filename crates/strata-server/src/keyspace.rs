@@ -589,8 +589,7 @@ impl Keyspace {
     }
 
     pub(crate) fn set_maxmemory(&self, bytes: u64) {
-        // The bound was checked by the caller (≥ 1 MiB): the error is for a zero capacity.
-        let _ = self.memory.set_max_capacity(bytes);
+        self.memory.set_max_capacity(bytes);
         self.drain_all();
     }
 

@@ -95,6 +95,9 @@ where
     S: BuildHasher + Clone,
 {
     /// The bound: a number of entries, or a total weight when a [`weigher`](Self::weigher) is set.
+    /// 0 is a cache that keeps nothing: caching turned off by configuration, with the same
+    /// code path (and [`Cache::set_max_capacity`](crate::Cache::set_max_capacity) can turn it
+    /// on).
     pub fn max_capacity(mut self, max_capacity: u64) -> Self {
         self.max_capacity = Some(max_capacity);
         self
@@ -102,6 +105,8 @@ where
 
     /// Weighs each entry (e.g. its size in bytes); the cache keeps the total within capacity.
     /// An entry heavier than the whole capacity is not stored (the listener hears `Size`).
+    /// Entries of weight 0 count nothing against the bound, so nothing bounds how many of
+    /// them stay (as in Caffeine): weigh at least 1 per entry unless that is meant.
     /// One heavier than its shard's share of the capacity borrows the rest from the other
     /// shards for as long as it stays, so that it displaces what it would in an unsharded
     /// cache; the policy admits it or not as any entry. While it is being inserted the cache

@@ -685,19 +685,16 @@ where
     /// for i in 0..100 {
     ///     cache.insert(i, i);
     /// }
-    /// cache.set_max_capacity(10)?;
+    /// cache.set_max_capacity(10);
     /// assert!(cache.weighted_size() <= 10);
     /// assert_eq!(cache.capacity(), 10);
-    /// # Ok::<(), strata::Error>(())
+    /// // 0, as in the builder, is a cache that holds nothing (caching turned off), until a
+    /// // bound above 0 makes room again.
+    /// cache.set_max_capacity(0);
+    /// cache.insert(1, 1);
+    /// assert!(cache.is_empty());
     /// ```
-    ///
-    /// # Errors
-    /// [`Error::MissingCapacity`](crate::Error::MissingCapacity) for 0: every cache is
-    /// bounded.
-    pub fn set_max_capacity(&self, capacity: u64) -> crate::Result<()> {
-        if capacity == 0 {
-            return Err(crate::Error::MissingCapacity);
-        }
+    pub fn set_max_capacity(&self, capacity: u64) {
         self.inner.capacity.store(capacity, Ordering::Relaxed);
         let mut removals = self.removals();
         {
@@ -718,7 +715,6 @@ where
             }
         }
         self.finish(removals);
-        Ok(())
     }
 
     /// Counters since the cache was built.
@@ -828,7 +824,7 @@ mod tests {
             1 => (1..10_u8).prop_map(Op::Advance),
             1 => Just(Op::RetainEven),
             1 => Just(Op::Maintain),
-            1 => (1..25_u8).prop_map(Op::Resize),
+            1 => (0..25_u8).prop_map(Op::Resize),
         ]
     }
 
@@ -945,7 +941,7 @@ mod tests {
                     Op::Maintain => cache.run_pending_tasks(),
                     Op::Resize(bound) => {
                         capacity = u64::from(bound) << if roomy { 16 } else { 0 };
-                        prop_assert!(cache.set_max_capacity(capacity).is_ok());
+                        cache.set_max_capacity(capacity);
                     }
                 }
                 prop_assert!(cache.weighted_size() <= capacity);
@@ -1147,7 +1143,7 @@ mod tests {
         let cache = bytes_cache();
         cache.insert(1_000, vec![0; 3_000]);
         assert!(shares(&cache).iter().any(|&(_, lent)| lent > 0));
-        cache.set_max_capacity(16_000).expect("a bound");
+        cache.set_max_capacity(16_000);
         assert_no_loans(&cache, 2_000);
         cache.remove(&1_000);
         assert_no_loans(&cache, 2_000);
@@ -1202,7 +1198,7 @@ mod tests {
                             } else {
                                 CAPACITY
                             };
-                            cache.set_max_capacity(bound).expect("a bound");
+                            cache.set_max_capacity(bound);
                         }
                         x ^= x << 13;
                         x ^= x >> 7;

@@ -161,15 +161,28 @@ fn shrinking_the_bound_evicts_at_once_and_tells_the_listener() {
         cache.insert(i, i);
     }
     assert_eq!(cache.len(), 1000);
-    cache.set_max_capacity(100).unwrap();
+    cache.set_max_capacity(100);
     assert_eq!(cache.capacity(), 100);
     assert!(cache.weighted_size() <= 100, "{}", cache.weighted_size());
     assert_eq!(evicted.load(Ordering::Relaxed), 1000 - cache.len() as u64);
     // Growing makes room again.
-    cache.set_max_capacity(2000).unwrap();
+    cache.set_max_capacity(2000);
     for i in 1000..2500 {
         cache.insert(i, i);
     }
     assert!(cache.len() > 1000 && cache.weighted_size() <= 2000);
-    assert!(cache.set_max_capacity(0).is_err());
+    // 0 turns caching off: everything leaves, nothing is kept, until the bound grows again.
+    cache.set_max_capacity(0);
+    assert!(cache.is_empty());
+    assert_eq!(evicted.load(Ordering::Relaxed), 2500);
+    cache.insert(1, 1);
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(
+        evicted.load(Ordering::Relaxed),
+        2501,
+        "refused, as too heavy"
+    );
+    cache.set_max_capacity(10);
+    cache.insert(1, 1);
+    assert_eq!(cache.get(&1), Some(1));
 }

@@ -537,7 +537,9 @@ where
     /// not a replacement: the entry keeps its place in the eviction order, its expiry and its
     /// tags; no statistic counts it and no listener hears of it. The entry is re-weighed (and
     /// the cache evicts if it is now over its bound). `change` runs under a shard's lock: it
-    /// must not use this cache.
+    /// must not use this cache. An entry that `change` makes heavier than its shard's share
+    /// of the capacity is evicted (`Size`), where [`insert`](Self::insert) would borrow room
+    /// from the other shards for it: insert a value that grows that much instead.
     ///
     /// For bookkeeping a value carries (a version, where a copy of it was written) rather than
     /// for a new value, which [`insert`](Self::insert) sets as an access.

@@ -110,8 +110,9 @@ pub(super) struct Inner<K, V, S> {
     pub(super) hasher: S,
     stats: ThreadCounters,
     adaptation: Adaptation,
-    /// Held while capacity moves between shards (see [`Shard::lend`]); taken before any
-    /// shard's lock, never while holding one.
+    /// Held while capacity moves between shards (see [`Shard::lend`]). Taken before any
+    /// shard's lock, or only tried while holding one (`grant`). Whoever holds several shard
+    /// locks at once holds it: so no two threads wait for each other's shards.
     loans: Mutex<()>,
 }
 
@@ -477,22 +478,36 @@ where
             return (None, 0);
         }
         let guard = self.inner.loans.lock();
+        let home = self.inner.shards[self.shard_index(hash)]
+            .read()
+            .shard
+            .capacity();
+        match self.lend_to(hash, home, weight) {
+            0 => (None, 0),
+            loan => (Some(guard), loan),
+        }
+    }
+
+    /// The lending of [`borrow`](Self::borrow), for an entry of `weight` in the shard of
+    /// `hash`, whose capacity is `home` (and which the caller may hold locked). The caller
+    /// holds `loans`. Returns the loan.
+    fn lend_to(&self, hash: u64, home: u64, weight: u64) -> u64 {
         let shards = &self.inner.shards[..self.in_use()];
         let n = shards.len() as u64;
-        if n == 1 {
-            return (None, 0);
+        if n == 1 || weight > self.capacity() {
+            return 0;
         }
-        let home = self.shard_index(hash);
-        let lacking = weight.saturating_sub(shards[home].read().shard.capacity());
+        let home_index = self.shard_index(hash);
+        let lacking = weight.saturating_sub(home);
         let need = (weight - weight / n).max(lacking);
         let part = need.div_ceil(n - 1);
         let mut loan = 0;
         for (i, lock) in shards.iter().enumerate() {
-            if i != home && loan < need {
+            if i != home_index && loan < need {
                 loan += lock.write().shard.lend(part.min(need - loan));
             }
         }
-        (Some(guard), loan)
+        loan
     }
 
     /// After a heavy entry's insert: the lenders evict down to what they have left. If the
@@ -538,8 +553,10 @@ where
     /// tags; no statistic counts it and no listener hears of it. The entry is re-weighed (and
     /// the cache evicts if it is now over its bound). `change` runs under a shard's lock: it
     /// must not use this cache. An entry that `change` makes heavier than its shard's share
-    /// of the capacity is evicted (`Size`), where [`insert`](Self::insert) would borrow room
-    /// from the other shards for it: insert a value that grows that much instead.
+    /// of the capacity borrows room from the other shards, as one inserted that heavy does
+    /// (see [`CacheBuilder::weigher`](crate::CacheBuilder::weigher)), unless another such
+    /// heavy write is under way at that moment; then, or if it is heavier than the whole
+    /// capacity, it is evicted (`Size`).
     ///
     /// For bookkeeping a value carries (a version, where a copy of it was written) rather than
     /// for a new value, which [`insert`](Self::insert) sets as an access.
@@ -559,16 +576,55 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let mut removals = self.removals();
-        let updated = self.write_shard(hash).shard.update(
-            hash,
-            key,
-            || self.now(),
-            change,
-            |key, value| self.weight_of(key, value),
-            &mut removals,
-        );
+        let (updated, loans) = {
+            let mut cell = self.write_shard(hash);
+            let updated = cell.shard.update(
+                hash,
+                key,
+                || self.now(),
+                change,
+                |key, value| self.weight_of(key, value),
+                &mut removals,
+            );
+            let loans = match updated {
+                Some(Some((slot, weight))) => {
+                    self.grant(&mut cell, hash, slot, weight, &mut removals)
+                }
+                _ => None,
+            };
+            (updated.is_some(), loans)
+        };
+        if loans.is_some() {
+            self.settle_loans(&mut removals);
+        }
+        drop(loans);
         self.finish(removals);
         updated
+    }
+
+    /// [`update`](Self::update) made the entry at `slot` of the shard `cell` (locked)
+    /// heavier than the shard: borrows for it as [`insert_heavy`](Self::insert_heavy) does,
+    /// and returns `loans`, to hold until the lenders have settled. Only if no other heavy
+    /// write is in flight: `loans` is only tried, since a heavy write holding it may be
+    /// waiting for this shard. Otherwise, or if the entry is heavier than the cache, the
+    /// entry is evicted.
+    #[cold]
+    #[inline(never)]
+    fn grant(
+        &self,
+        cell: &mut ShardCell<K, V, S>,
+        hash: u64,
+        slot: u32,
+        weight: u32,
+        removals: &mut Removals<'_, K, V>,
+    ) -> Option<MutexGuard<'_, ()>> {
+        let loans = self.inner.loans.try_lock();
+        let loan = match loans {
+            Some(_) => self.lend_to(hash, cell.shard.capacity(), u64::from(weight)),
+            None => 0,
+        };
+        cell.shard.grant(slot, loan, removals);
+        loans
     }
 
     /// Removes `key`, returning its value if it had a live one.
@@ -844,8 +900,8 @@ mod tests {
         /// Random operation sequences against a map model: the cache never exceeds its bound,
         /// never returns a value that is not the latest one written, and never returns a
         /// removed, tag-invalidated or expired entry. The listener accounts for every entry.
-        /// Weighted, keys weigh 1 to 8: often more than a shard's share, so that capacity
-        /// moves between shards, and the bound changes meanwhile (`check` sees that no
+        /// Weighted, entries weigh 1 to 8: often more than a shard's share, so that capacity
+        /// moves between shards (on inserts and on updates), and the bound changes meanwhile (`check` sees that no
         /// capacity is created or lost). With room for every key ("roomy", bounds in the
         /// hundreds of thousands) and the default shards, a weighted cache chooses its shard
         /// count midway (7 cases in 256).
@@ -872,7 +928,8 @@ mod tests {
                 builder = builder.shards(1 << shards);
             }
             if weighted {
-                builder = builder.weigher(|k, _| 1 + u32::from(*k % 8));
+                // By value too: an update re-weighs its entry, often past its shard's share.
+                builder = builder.weigher(|k, v| 1 + (u32::from(*k) + *v) % 8);
             }
             let cache = builder.build().expect("valid config");
             if roomy {
@@ -1151,6 +1208,55 @@ mod tests {
         assert_no_loans(&cache, 2_000);
     }
 
+    /// An entry that an update makes heavier than its shard keeps its place, as one
+    /// inserted that heavy would: the other shards lend. Made heavier than the whole cache, it
+    /// is evicted, and the loans go back.
+    #[test]
+    fn an_update_that_outgrows_the_shard_borrows() {
+        let cache = bytes_cache();
+        for key in 0..40 {
+            cache.insert(key, vec![0; 50]);
+        }
+        cache.insert(1_000, vec![0; 500]);
+        assert!(cache.update(&1_000, |v| v.resize(3_000, 1)));
+        assert_eq!(cache.peek(&1_000).map(|v| v.len()), Some(3_000));
+        assert!(cache.weighted_size() <= 8_000);
+        assert!(
+            shares(&cache)
+                .iter()
+                .any(|&(capacity, _)| capacity >= 3_000)
+        );
+        cache.check();
+        let evicted = cache.stats().evicted_size;
+        assert!(cache.update(&1_000, |v| v.resize(9_000, 1)));
+        assert_eq!(cache.peek(&1_000), None, "heavier than the cache");
+        assert_eq!(cache.stats().evicted_size, evicted + 1);
+        assert_no_loans(&cache, 1_000);
+    }
+
+    /// An entry that got lighter since it borrowed keeps its loan, and its shard fills the
+    /// room. When it leaves it gives back the whole loan, more than its weight: the shard
+    /// evicts down to what it has left (it stayed above its capacity before).
+    #[test]
+    fn a_lightened_entry_gives_back_its_whole_loan() {
+        let cache = bytes_cache();
+        cache.insert(1_000, vec![0; 3_000]);
+        cache.insert(1_000, vec![0; 10]);
+        let home = cache.shard_index(cache.inner.hasher.hash_one(1_000_u32));
+        let home_weight = || cache.inner.shards[home].read().shard.weight();
+        for key in (0..100_000)
+            .filter(|key: &u32| cache.shard_index(cache.inner.hasher.hash_one(key)) == home)
+        {
+            if home_weight() >= 2_000 {
+                break;
+            }
+            cache.insert(key, vec![0; 50]);
+        }
+        assert!(home_weight() >= 2_000, "the home shard filled its loan");
+        cache.remove(&1_000);
+        assert_no_loans(&cache, 1_000);
+    }
+
     /// An entry heavier than the whole cache is refused, and no capacity moves.
     #[test]
     fn an_entry_heavier_than_the_cache_is_refused() {
@@ -1161,8 +1267,8 @@ mod tests {
         assert_no_loans(&cache, 1_000);
     }
 
-    /// Four threads insert light and heavy entries (up to 3 shards' worth), replace and remove
-    /// them, and one of them changes the bound now and then. The weight never exceeds the
+    /// Four threads insert light and heavy entries (up to 3 shards' worth), replace, grow
+    /// (`update`) and remove them, and one of them changes the bound now and then. The weight never exceeds the
     /// bound by more than one heavy entry being inserted, no capacity is made or lost, and
     /// once the entries are gone every shard has its share back.
     #[test]
@@ -1179,13 +1285,21 @@ mod tests {
         let watcher = {
             let (cache, stop) = (cache.clone(), stop.clone());
             std::thread::spawn(move || {
+                let mut snapshots = 0;
                 while !stop.load(Ordering::Relaxed) {
                     // All shards at one instant (`weighted_size` reads them in turn, and
-                    // capacity moves between them meanwhile).
-                    let shards: Vec<_> = cache.inner.shards.iter().map(|s| s.read()).collect();
-                    let weight: u64 = shards.iter().map(|cell| cell.shard.weight()).sum();
-                    assert!(weight <= CAPACITY + HEAVY as u64, "{weight}");
+                    // capacity moves between them meanwhile). Only tried: a thread holding
+                    // several shards must hold `loans` (a blocking read here deadlocked with
+                    // an update borrowing under its shard's lock).
+                    let shards: Option<Vec<_>> =
+                        cache.inner.shards.iter().map(|s| s.try_read()).collect();
+                    if let Some(shards) = shards {
+                        let weight: u64 = shards.iter().map(|cell| cell.shard.weight()).sum();
+                        assert!(weight <= CAPACITY + HEAVY as u64, "{weight}");
+                        snapshots += 1;
+                    }
                 }
+                snapshots
             })
         };
         let workers: Vec<_> = (0..4_u32)
@@ -1214,6 +1328,11 @@ mod tests {
                                 key,
                                 vec![t as u8; HEAVY / 2 + (x >> 20) as usize % (HEAVY / 2)],
                             ),
+                            2 => {
+                                // Grows a light entry past its shard's share, or shrinks it.
+                                let len = HEAVY / 2 + (x >> 20) as usize % (HEAVY / 2);
+                                cache.update(&key, |value| value.resize(len % 9_000, t as u8));
+                            }
                             _ => {
                                 if cache.get(&key).is_none() {
                                     cache.insert(key, vec![t as u8; 1 + (x >> 20) as usize % 512]);
@@ -1228,7 +1347,8 @@ mod tests {
             worker.join().expect("worker panicked");
         }
         stop.store(true, Ordering::Relaxed);
-        watcher.join().expect("the bound held");
+        let snapshots = watcher.join().expect("the bound held");
+        assert!(snapshots > 0, "the watcher saw every shard at once");
         assert!(cache.weighted_size() <= CAPACITY);
         cache.check();
         cache.invalidate_all();

@@ -405,7 +405,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Changes the live value for `key` in place with `change`, then re-weighs it with `weigh`
     /// (evicting if the shard is over its capacity). Not an access: its place in the eviction
-    /// order, its hit counter, expiry and tags stay. False if there is no live entry.
+    /// order, its hit counter, expiry and tags stay. `None` if there is no live entry; else,
+    /// if the entry is now heavier than the shard's capacity, its slot and weight: the shard
+    /// is over its capacity until the caller [`grant`](Self::grant)s it room.
     pub(crate) fn update<Q>(
         &mut self,
         hash: u64,
@@ -414,24 +416,36 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         change: impl FnOnce(&mut V),
         weigh: impl FnOnce(&K, &V) -> u32,
         out: &mut Removals<'_, K, V>,
-    ) -> bool
+    ) -> Option<Option<(u32, u32)>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let Some(idx) = self.find_live(hash, key, now) else {
-            return false;
-        };
+        let idx = self.find_live(hash, key, now)?;
         let entry = self.entry_mut(idx);
         change(&mut entry.value);
         let weight = weigh(&entry.key, &entry.value);
         self.set_weight(idx, weight);
         if u64::from(weight) > self.capacity {
-            // Too heavy to ever fit, as `insert` would refuse it.
+            return Some(Some((idx, weight)));
+        }
+        self.evict(out);
+        Some(None)
+    }
+
+    /// After an [`update`](Self::update) made the entry at `idx` heavier than the shard: adds
+    /// `loan` to what the entry borrowed (see [`lend`](Self::lend)), evicts the entry if it is
+    /// still too heavy (as `insert` would refuse it), then evicts down to the capacity.
+    pub(crate) fn grant(&mut self, idx: u32, loan: u64, out: &mut Removals<'_, K, V>) {
+        if loan > 0 {
+            self.resize(self.capacity + loan);
+            *self.loans.entry(idx).or_default() += loan;
+            self.borrowed += loan;
+        }
+        if u64::from(self.entry(idx).weight) > self.capacity {
             self.evict_entry(idx, out);
         }
         self.evict(out);
-        true
     }
 
     /// True if `key` has a live entry; does not count as an access.
@@ -475,6 +489,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             }
             self.repay(new.loan, out);
             out.push(new.key, new.value, RemovalCause::Size);
+            self.evict_if_over(out);
             return false;
         }
         match self.find(new.hash, &new.key) {
@@ -661,6 +676,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         let idx = self.find(hash, key)?;
         let expired = self.entry(idx).timed && self.deadline(idx) <= now();
         let (key, value) = self.unlink_entry(idx, out);
+        self.evict_if_over(out);
         if expired {
             out.push(key, value, RemovalCause::Expired);
             return None;
@@ -714,6 +730,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 let (key, value) = self.unlink_entry(idx, out);
                 out.push(key, value, RemovalCause::Tag);
             }
+            self.evict_if_over(out);
         }
     }
 
@@ -738,6 +755,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             let (key, value) = self.unlink_entry(idx, out);
             out.push(key, value, cause);
         }
+        self.evict_if_over(out);
     }
 
     /// Clones the live entries.
@@ -780,12 +798,22 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             out.push(key, value, RemovalCause::Expired);
             reclaimed += 1;
         }
+        self.evict_if_over(out);
         if self.deadlines.len() > 2 * self.table.len() + 64 {
             let mut nodes = std::mem::take(&mut self.deadlines).into_vec();
             nodes.retain(|Reverse((_, idx, v))| self.deadline_is_current(*idx, *v));
             self.deadlines = BinaryHeap::from(nodes);
         }
         more
+    }
+
+    /// Evicts if the shard is over its capacity after a removal: an entry that leaves gives
+    /// back all it borrowed (see [`lend`](Self::lend)), which is more than its weight if it
+    /// got lighter since (a lighter value, or `update`), and the shard shrinks by that.
+    fn evict_if_over(&mut self, out: &mut Removals<'_, K, V>) {
+        if self.weight > self.capacity {
+            self.evict(out);
+        }
     }
 
     /// Evicts until the shard is within capacity (see the module docs for the policy).

@@ -691,24 +691,29 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         self.sketch.start_over(entries);
     }
 
-    /// Takes every entry out, with its expiry and tags, for another shard to hold (the cache
-    /// spreads a shard's entries over more shards, `Cache::split`); the shard is left empty.
-    /// Not removals: no listener hears of them.
-    pub(crate) fn drain(&mut self) -> Vec<NewEntry<K, V>> {
+    /// Takes every entry out, with its expiry, tags and, for a timed entry, the time of its
+    /// last access, for another shard to hold (the cache spreads a shard's entries over more
+    /// shards, `Cache::split`); the shard is left empty. Not removals: no listener hears of
+    /// them.
+    pub(crate) fn drain(&mut self) -> Vec<(NewEntry<K, V>, Option<u64>)> {
         let mut entries = Vec::with_capacity(self.table.len());
         for idx in 0..self.slots.len() as u32 {
             let Some(entry) = self.slots[idx as usize].take() else {
                 continue;
             };
-            let expires_at = if entry.timed {
-                self.timing[idx as usize].expires_at
+            let (expires_at, accessed) = if entry.timed {
+                let timing = &self.timing[idx as usize];
+                (
+                    timing.expires_at,
+                    Some(timing.last_access.load(Ordering::Relaxed)),
+                )
             } else {
-                NEVER
+                (NEVER, None)
             };
             let tags = self.entry_tags.remove(&idx).unwrap_or_default();
             let hash = self.hasher.hash_one(&entry.key);
             let new = NewEntry::untimed(hash, entry.key, entry.value, entry.weight, tags, 0);
-            entries.push(NewEntry { expires_at, ..new });
+            entries.push((NewEntry { expires_at, ..new }, accessed));
         }
         self.table.clear();
         self.slots.clear();

@@ -863,8 +863,15 @@ mod tests {
             tag: Option<u8>,
         },
         Get(u8),
+        /// `get_with`: the live value, or a new one computed and inserted.
+        GetWith(u8),
+        /// Neither of these is an access: the idle time goes on.
+        Peek(u8),
+        Contains(u8),
+        Iter,
         Update(u8),
         Remove(u8),
+        InvalidateAll,
         InvalidateTag(u8),
         Advance(u8),
         RetainEven,
@@ -878,6 +885,10 @@ mod tests {
             4 => (any::<u8>(), proptest::option::of(1..20_u8), proptest::option::of(0..4_u8))
                 .prop_map(|(key, ttl, tag)| Op::Insert { key: key % 64, ttl, tag }),
             4 => any::<u8>().prop_map(|k| Op::Get(k % 64)),
+            1 => any::<u8>().prop_map(|k| Op::GetWith(k % 64)),
+            1 => any::<u8>().prop_map(|k| Op::Peek(k % 64)),
+            1 => any::<u8>().prop_map(|k| Op::Contains(k % 64)),
+            1 => Just(Op::Iter),
             1 => any::<u8>().prop_map(|k| Op::Update(k % 64)),
             1 => any::<u8>().prop_map(|k| Op::Remove(k % 64)),
             1 => (0..4_u8).prop_map(Op::InvalidateTag),
@@ -885,6 +896,7 @@ mod tests {
             1 => Just(Op::RetainEven),
             1 => Just(Op::Maintain),
             1 => (0..25_u8).prop_map(Op::Resize),
+            1 => Just(Op::InvalidateAll),
         ]
     }
 
@@ -987,6 +999,42 @@ mod tests {
                             });
                             prop_assert_eq!(Some(value), expected, "key {} returned a stale or dead value", key);
                         }
+                    }
+                    Op::GetWith(key) => {
+                        version += 1;
+                        let got = cache.get_with(key, || version);
+                        match model.get_mut(&key).filter(|m| m.alive(now, idle)) {
+                            // Still cached: a hit, an access.
+                            Some(m) if got == m.value => m.last_access = now,
+                            _ => {
+                                prop_assert_eq!(got, version, "key {} loaded a stale or dead value", key);
+                                model.insert(key, Model { value: version, deadline: None, tag: None, last_access: now });
+                            }
+                        }
+                    }
+                    Op::Peek(key) => {
+                        if let Some(value) = cache.peek(&key) {
+                            let live = model.get(&key).filter(|m| m.alive(now, idle));
+                            prop_assert_eq!(Some(value), live.map(|m| m.value), "key {} peeked a stale or dead value", key);
+                        }
+                    }
+                    Op::Contains(key) => {
+                        if cache.contains_key(&key) {
+                            prop_assert!(model.get(&key).is_some_and(|m| m.alive(now, idle)), "key {} contained though dead", key);
+                        }
+                    }
+                    Op::Iter => {
+                        for (key, value) in cache.iter() {
+                            if key < 64 {
+                                let live = model.get(&key).filter(|m| m.alive(now, idle));
+                                prop_assert_eq!(Some(value), live.map(|m| m.value), "key {} listed stale or dead", key);
+                            }
+                        }
+                    }
+                    Op::InvalidateAll => {
+                        cache.invalidate_all();
+                        model.clear();
+                        prop_assert!(cache.is_empty());
                     }
                     Op::Update(key) => {
                         // +2 keeps the value's parity, which `RetainEven` goes by.

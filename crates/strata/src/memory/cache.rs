@@ -929,9 +929,10 @@ mod tests {
         /// moves between shards (on inserts and on updates), and the bound changes meanwhile (`check` sees that no
         /// capacity is created or lost). With room for every key ("roomy", bounds in the
         /// hundreds of thousands) and the default shards, a weighted cache chooses its shard
-        /// count midway (7 cases in 256). Some caches have a time-to-idle as well.
+        /// count midway (7 cases in 256). Some caches have a time-to-idle, a default TTL, or
+        /// both.
         #[test]
-        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, idle in proptest::option::of(1..12_u8), roomy in any::<bool>(), shards in 0..4_u32, policy in 0..4_usize, weighted in any::<bool>()) {
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, idle in proptest::option::of(1..12_u8), default_ttl in proptest::option::of(1..20_u8), roomy in any::<bool>(), shards in 0..4_u32, policy in 0..4_usize, weighted in any::<bool>()) {
             if roomy {
                 capacity = 1 << 20;
             }
@@ -954,6 +955,9 @@ mod tests {
             }
             if let Some(idle) = idle {
                 builder = builder.time_to_idle(Duration::from_secs(idle.into()));
+            }
+            if let Some(ttl) = default_ttl {
+                builder = builder.time_to_live(Duration::from_secs(ttl.into()));
             }
             if weighted {
                 // By value too: an update re-weighs its entry, often past its shard's share.
@@ -984,7 +988,7 @@ mod tests {
                         cache.insert_with(key, version, &options);
                         model.insert(key, Model {
                             value: version,
-                            deadline: ttl.map(|t| now + u64::from(t)),
+                            deadline: ttl.or(default_ttl).map(|t| now + u64::from(t)),
                             tag,
                             last_access: now,
                         });
@@ -1008,7 +1012,8 @@ mod tests {
                             Some(m) if got == m.value => m.last_access = now,
                             _ => {
                                 prop_assert_eq!(got, version, "key {} loaded a stale or dead value", key);
-                                model.insert(key, Model { value: version, deadline: None, tag: None, last_access: now });
+                                let deadline = default_ttl.map(|t| now + u64::from(t));
+                                model.insert(key, Model { value: version, deadline, tag: None, last_access: now });
                             }
                         }
                     }

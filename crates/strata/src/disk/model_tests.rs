@@ -5,11 +5,15 @@
 //! the key may come back as after a crash (`after_crash`). A successful durable operation
 //! narrows `after_crash` to its result; a non-durable one adds its result; a failure adds both
 //! outcomes and makes every key "unclean" (a failed write may drop recently buffered records).
+//!
+//! Time is a `MockClock` that the steps advance: a state whose TTL ran out reads as absent,
+//! before a crash and after.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
 
+use crate::MockClock;
 use crate::disk::builder::{DiskBuilder, SyncPolicy};
 use crate::disk::faulty::{Faults, FaultyDisk};
 use crate::disk::store::DiskStore;
@@ -17,6 +21,10 @@ use crate::options::InsertOptions;
 
 const KEYS: u8 = 12;
 const TAGS: u8 = 3;
+/// The store reads time as the wall time at which it was opened plus the clock: each reopen
+/// adds the real time since the first open, so the store may see a deadline as passed up to
+/// this many seconds before the model does.
+const REOPEN_SLACK: u64 = 2;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -24,8 +32,11 @@ enum Step {
         key: u8,
         len: usize,
         tag: Option<u8>,
-        ttl: bool,
+        /// Seconds.
+        ttl: Option<u8>,
     },
+    /// Seconds.
+    Advance(u8),
     Remove(u8),
     InvalidateTag(u8),
     InvalidateAll,
@@ -39,8 +50,9 @@ fn step() -> impl Strategy<Value = Step> {
         4 => Just(1usize), 8 => 2usize..200, 3 => 200usize..6000, 1 => Just(60_000usize)
     ];
     prop_oneof![
-        10 => (0..KEYS, len, proptest::option::of(0..TAGS), any::<bool>())
+        10 => (0..KEYS, len, proptest::option::of(0..TAGS), proptest::option::of(1..30_u8))
             .prop_map(|(key, len, tag, ttl)| Step::Insert { key, len, tag, ttl }),
+        2 => (1..10_u8).prop_map(Step::Advance),
         3 => (0..KEYS).prop_map(Step::Remove),
         1 => (0..TAGS).prop_map(Step::InvalidateTag),
         1 => Just(Step::InvalidateAll),
@@ -50,8 +62,9 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// A key's state: absent, or a value and the tag it was written with.
-type State = Option<(Vec<u8>, Option<u8>)>;
+/// A key's state: absent, or a value, the tag it was written with and its deadline (seconds
+/// on the model's clock).
+type State = Option<(Vec<u8>, Option<u8>, Option<u64>)>;
 
 #[derive(Debug, Clone)]
 struct KeyModel {
@@ -85,10 +98,19 @@ impl KeyModel {
         self.after_crash.push(state);
     }
 
-    fn allows(states: &[State], value: &Option<Vec<u8>>) -> Option<State> {
+    /// The state among `states` that a read of `value` at `now` matches: its value while its
+    /// deadline is ahead, nothing once it has passed, either near it (`REOPEN_SLACK`).
+    fn allows(states: &[State], value: &Option<Vec<u8>>, now: u64) -> Option<State> {
         states
             .iter()
-            .find(|s| s.as_ref().map(|(v, _)| v) == value.as_ref())
+            .find(|s| match s {
+                None => value.is_none(),
+                Some((v, _, deadline)) => {
+                    let reads_absent = deadline.is_some_and(|d| d <= now + REOPEN_SLACK);
+                    let reads_value = deadline.is_none_or(|d| d > now);
+                    (reads_value && value.as_ref() == Some(v)) || (reads_absent && value.is_none())
+                }
+            })
             .cloned()
     }
 }
@@ -97,7 +119,7 @@ fn untag(states: &[State], tag: u8) -> Vec<State> {
     states
         .iter()
         .map(|s| match s {
-            Some((_, Some(t))) if *t == tag => None,
+            Some((_, Some(t), _)) if *t == tag => None,
             other => other.clone(),
         })
         .collect()
@@ -114,6 +136,9 @@ struct Run {
     evicting: bool,
     /// Evictions by the store incarnations before the current one.
     evictions: u64,
+    clock: MockClock,
+    /// The clock's reading, in seconds.
+    now: u64,
 }
 
 impl Run {
@@ -124,6 +149,8 @@ impl Run {
         durable_invalidation: bool,
         evicting: bool,
     ) -> Self {
+        let clock = MockClock::new();
+        let builder = builder.clock(clock.clone());
         let store = Self::open(&disk, &builder);
         Self {
             disk,
@@ -134,6 +161,8 @@ impl Run {
             durable_invalidation,
             evicting,
             evictions: 0,
+            clock,
+            now: 0,
         }
     }
 
@@ -166,16 +195,17 @@ impl Run {
         if got.is_none() && self.evicting {
             return Ok(None);
         }
-        KeyModel::allows(states, &got).ok_or_else(|| {
+        KeyModel::allows(states, &got, self.now).ok_or_else(|| {
             TestCaseError::fail(format!(
                 "{when}: key {k} read {:?}, allowed {:?}",
                 got.as_ref()
                     .map(|v| String::from_utf8_lossy(&v[..v.len().min(12)]).into_owned()),
                 states
                     .iter()
-                    .map(|s| s.as_ref().map(|(v, t)| (
+                    .map(|s| s.as_ref().map(|(v, t, d)| (
                         String::from_utf8_lossy(&v[..v.len().min(12)]).into_owned(),
-                        *t
+                        *t,
+                        *d
                     )))
                     .collect::<Vec<_>>()
             ))
@@ -193,13 +223,14 @@ impl Run {
                 };
                 let value: Vec<u8> = stamp.bytes().cycle().take(len.max(stamp.len())).collect();
                 let mut options = InsertOptions::new();
-                if ttl {
-                    options = options.ttl(Duration::from_secs(3600));
+                if let Some(ttl) = ttl {
+                    options = options.ttl(Duration::from_secs(ttl.into()));
                 }
                 if let Some(t) = tag {
                     options = options.tag(format!("tag-{t}"));
                 }
-                let state = Some((value.clone(), tag));
+                let deadline = ttl.map(|ttl| self.now + u64::from(ttl));
+                let state = Some((value.clone(), tag, deadline));
                 match self.store.insert_with(&Self::key(key), &value, &options) {
                     Ok(()) => self.keys[key as usize].succeeded(state, self.durable_puts),
                     Err(_) => {
@@ -262,6 +293,10 @@ impl Run {
                 }
                 Err(_) => self.fail_all(),
             },
+            Step::Advance(secs) => {
+                self.clock.advance(Duration::from_secs(secs.into()));
+                self.now += u64::from(secs);
+            }
             Step::Get(key) => {
                 self.check_read(
                     key,
@@ -376,7 +411,7 @@ fn with_always_sync_and_no_faults_a_crash_loses_nothing() {
                 key: (i % 12) as u8,
                 len: (i as usize * 37) % 3000,
                 tag: Some((i % 3) as u8),
-                ttl: i % 2 == 0,
+                ttl: (i % 2 == 0).then_some(200),
             },
         })
         .collect();

@@ -929,10 +929,10 @@ mod tests {
         /// moves between shards (on inserts and on updates), and the bound changes meanwhile (`check` sees that no
         /// capacity is created or lost). With room for every key ("roomy", bounds in the
         /// hundreds of thousands) and the default shards, a weighted cache chooses its shard
-        /// count midway (7 cases in 256). Some caches have a time-to-idle, a default TTL, or
-        /// both.
+        /// count midway (7 cases in 256). Some caches have a time-to-idle, a default TTL, a
+        /// TTL computed from the value (`expire_after`), or several.
         #[test]
-        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, idle in proptest::option::of(1..12_u8), default_ttl in proptest::option::of(1..20_u8), roomy in any::<bool>(), shards in 0..4_u32, policy in 0..4_usize, weighted in any::<bool>()) {
+        fn behaves_like_a_bounded_map(ops in proptest::collection::vec(op(), 1..300), mut capacity in 1..24_u64, idle in proptest::option::of(1..12_u8), default_ttl in proptest::option::of(1..20_u8), by_value in any::<bool>(), roomy in any::<bool>(), shards in 0..4_u32, policy in 0..4_usize, weighted in any::<bool>()) {
             if roomy {
                 capacity = 1 << 20;
             }
@@ -959,6 +959,15 @@ mod tests {
             if let Some(ttl) = default_ttl {
                 builder = builder.time_to_live(Duration::from_secs(ttl.into()));
             }
+            // A value's own TTL, for one value in three: between an explicit TTL and the
+            // default one.
+            let value_ttl = move |v: u32| (by_value && v % 3 == 0).then_some(1 + v % 7);
+            if by_value {
+                builder = builder.expire_after(move |_, v| value_ttl(*v).map(|t| Duration::from_secs(t.into())));
+            }
+            let ttl_of = move |explicit: Option<u8>, v: u32| {
+                explicit.map(u32::from).or(value_ttl(v)).or(default_ttl.map(u32::from))
+            };
             if weighted {
                 // By value too: an update re-weighs its entry, often past its shard's share.
                 builder = builder.weigher(|k, v| 1 + (u32::from(*k) + *v) % 8);
@@ -988,7 +997,7 @@ mod tests {
                         cache.insert_with(key, version, &options);
                         model.insert(key, Model {
                             value: version,
-                            deadline: ttl.or(default_ttl).map(|t| now + u64::from(t)),
+                            deadline: ttl_of(ttl, version).map(|t| now + u64::from(t)),
                             tag,
                             last_access: now,
                         });
@@ -1012,7 +1021,7 @@ mod tests {
                             Some(m) if got == m.value => m.last_access = now,
                             _ => {
                                 prop_assert_eq!(got, version, "key {} loaded a stale or dead value", key);
-                                let deadline = default_ttl.map(|t| now + u64::from(t));
+                                let deadline = ttl_of(None, version).map(|t| now + u64::from(t));
                                 model.insert(key, Model { value: version, deadline, tag: None, last_access: now });
                             }
                         }

@@ -961,7 +961,7 @@ mod tests {
             }
             // A value's own TTL, for one value in three: between an explicit TTL and the
             // default one.
-            let value_ttl = move |v: u32| (by_value && v % 3 == 0).then_some(1 + v % 7);
+            let value_ttl = move |v: u32| (by_value && v.is_multiple_of(3)).then_some(1 + v % 7);
             if by_value {
                 builder = builder.expire_after(move |_, v| value_ttl(*v).map(|t| Duration::from_secs(t.into())));
             }

@@ -20,22 +20,48 @@ use futures_util::StreamExt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Message {
     Key(Vec<u8>),
+    /// Keys Redis deleted, whatever their local copies carry (a tag's members).
+    Keys(Vec<Vec<u8>>),
     Tag(String),
     All,
 }
 
-/// `[kind: k|t|a][origin: 16 bytes][key or tag]`.
+/// `[kind: k|K|t|a][origin: 16 bytes][key, keys, or tag]`; keys each as a little-endian
+/// `u32` length and the key.
 pub(crate) fn encode(origin: u128, message: &Message) -> Vec<u8> {
-    let (kind, body): (u8, &[u8]) = match message {
-        Message::Key(k) => (b'k', k),
-        Message::Tag(t) => (b't', t.as_bytes()),
-        Message::All => (b'a', &[]),
+    let mut out = Vec::with_capacity(64);
+    let kind = match message {
+        Message::Key(_) => b'k',
+        Message::Keys(_) => b'K',
+        Message::Tag(_) => b't',
+        Message::All => b'a',
     };
-    let mut out = Vec::with_capacity(17 + body.len());
     out.push(kind);
     out.extend_from_slice(&origin.to_le_bytes());
-    out.extend_from_slice(body);
+    match message {
+        Message::Key(key) => out.extend_from_slice(key),
+        Message::Keys(keys) => {
+            for key in keys {
+                // Keys are far below 4 GiB (Redis caps them at 512 MB).
+                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                out.extend_from_slice(key);
+            }
+        }
+        Message::Tag(tag) => out.extend_from_slice(tag.as_bytes()),
+        Message::All => {}
+    }
     out
+}
+
+/// The keys of a `K` message's body.
+fn decode_keys(mut body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut keys = Vec::new();
+    while !body.is_empty() {
+        let len = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+        keys.push(body.get(4..4 + len)?.to_vec());
+        body = &body[4 + len..];
+    }
+    Some(keys)
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Option<(u128, Message)> {
@@ -44,6 +70,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(u128, Message)> {
     let body = &rest[16..];
     let message = match kind {
         b'k' => Message::Key(body.to_vec()),
+        b'K' => Message::Keys(decode_keys(body)?),
         b't' => Message::Tag(String::from_utf8(body.to_vec()).ok()?),
         b'a' => Message::All,
         _ => return None,
@@ -61,8 +88,10 @@ pub(crate) trait LocalTiers: Send + Sync + 'static {
 pub(crate) struct Subscription {
     /// Subscribed right now.
     pub(crate) connected: AtomicBool,
-    /// Bumped by every invalidation applied (a read that started before a bump does not
-    /// promote what it read: it may be the value just invalidated).
+    /// Bumped before every invalidation is applied. A read that started before a bump does
+    /// not promote what it read (it may be the value just invalidated), and a write that
+    /// sees a bump after storing its value locally drops that copy (another process's write
+    /// may have landed in Redis after it).
     pub(crate) epoch: AtomicU64,
     /// Messages from other processes applied.
     pub(crate) received: AtomicU64,
@@ -106,8 +135,10 @@ pub(crate) async fn subscribe(
         backoff = Duration::from_millis(50);
         if !first {
             // Messages sent while we were away are lost: forget everything local.
-            local.apply(&Message::All);
+            // The epoch first, as for every invalidation: a write that stores locally after
+            // the flush sees it moved and drops its copy.
             state.epoch.fetch_add(1, Ordering::AcqRel);
+            local.apply(&Message::All);
             state.flushes.fetch_add(1, Ordering::Relaxed);
             tracing::info!("invalidation channel reconnected; local tiers flushed");
         }
@@ -151,8 +182,8 @@ pub(crate) async fn track(
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
         if !first {
-            local.apply(&Message::All);
             state.epoch.fetch_add(1, Ordering::AcqRel);
+            local.apply(&Message::All);
             state.flushes.fetch_add(1, Ordering::Relaxed);
             tracing::info!("tracking reconnected; local tiers flushed");
         }
@@ -197,12 +228,18 @@ mod tests {
     fn messages_round_trip() {
         for m in [
             Message::Key(b"k\x00\xff".to_vec()),
+            Message::Keys(vec![b"a".to_vec(), Vec::new(), b"k\x00\xff".to_vec()]),
+            Message::Keys(Vec::new()),
             Message::Tag("user:42".into()),
             Message::All,
         ] {
             assert_eq!(decode(&encode(7, &m)), Some((7, m)));
         }
         assert_eq!(decode(b"x"), None);
+        // A key list cut short.
+        let mut cut = encode(7, &Message::Keys(vec![b"abc".to_vec()]));
+        cut.pop();
+        assert_eq!(decode(&cut), None);
         assert_eq!(decode(b"z0123456789abcdef"), None);
     }
 }

@@ -271,6 +271,14 @@ impl RedisTier {
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
+        Ok(self.invalidate_tag_keys(tag).await?.len())
+    }
+
+    /// [`invalidate_tag`](Self::invalidate_tag), returning the keys (as given to
+    /// [`insert`](Self::insert)) it deleted. The tag set lists every key written with the
+    /// tag since the last invalidation, including keys rewritten without it since: those go
+    /// too. Only the members it read leave the set: a key tagged meanwhile stays listed.
+    pub(crate) async fn invalidate_tag_keys(&self, tag: &str) -> Result<Vec<Vec<u8>>> {
         let tag_key = self.tag_key(tag);
         let members: Vec<Vec<u8>> = self
             .run(Vec::new(), async {
@@ -280,20 +288,24 @@ impl RedisTier {
                     .await
             })
             .await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut cmds: Vec<Cmd> = members
             .iter()
             .map(|m| redis::cmd("DEL").arg(m).clone())
             .collect();
-        cmds.push(redis::cmd("DEL").arg(&tag_key).clone());
+        cmds.push(redis::cmd("SREM").arg(&tag_key).arg(&members).clone());
         let deleted = self
             .run(Vec::new(), async { self.inner.conn.many(cmds).await })
             .await?;
-        let existed = deleted
-            .iter()
-            .take(members.len())
-            .filter(|v| matches!(v, Value::Int(n) if *n > 0))
-            .count();
-        Ok(existed)
+        let prefix = self.data_prefix();
+        Ok(members
+            .into_iter()
+            .zip(&deleted)
+            .filter(|(_, reply)| matches!(reply, Value::Int(n) if *n > 0))
+            .filter_map(|(member, _)| member.strip_prefix(prefix.as_slice()).map(<[u8]>::to_vec))
+            .collect())
     }
 
     /// Removes every key under this tier's prefix (data, tag sets, leases) and nothing else.

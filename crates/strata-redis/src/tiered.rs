@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 use crate::stats::TierStats;
 use crate::tier::RedisTier;
 
+/// At most this many keys in one invalidation message (a tag's members).
+const KEYS_PER_MESSAGE: usize = 1024;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,6 +52,11 @@ impl<V: Clone + Send + Sync + 'static> LocalTiers for Local<V> {
                 }
                 if let Some(d) = &self.disk {
                     let _ = d.remove(key);
+                }
+            }
+            Message::Keys(keys) => {
+                for key in keys {
+                    self.apply(&Message::Key(key.clone()));
                 }
             }
             Message::Tag(tag) => {
@@ -274,6 +282,11 @@ where
         }
     }
 
+    /// Invalidations applied so far (from other processes, or Redis's tracking).
+    fn epoch(&self) -> u64 {
+        self.inner.subscription.epoch.load(Ordering::Acquire)
+    }
+
     /// Stores in the local tiers (capped at `max_local_ttl`).
     /// `wrapped` is the value's encoding with its tags in front, as Redis stores it.
     fn store_local(
@@ -348,7 +361,7 @@ where
             }
             return Ok(Some(value));
         }
-        let epoch = self.inner.subscription.epoch.load(Ordering::Acquire);
+        let epoch = self.epoch();
         let Some(redis) = &self.inner.redis else {
             return Ok(None);
         };
@@ -362,10 +375,13 @@ where
             return Ok(None);
         };
         // Promote only if no invalidation arrived while we read: what we read may be the
-        // value it invalidated.
-        if self.inner.subscription.epoch.load(Ordering::Acquire) == epoch {
+        // value it invalidated. Checked again after the store, for one that lands between.
+        if self.epoch() == epoch {
             let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
             self.store_local(key, &value, &stored, expires_at, &tags);
+            if self.epoch() != epoch {
+                self.inner.local.apply(&Message::Key(key.to_vec()));
+            }
         }
         Ok(Some(value))
     }
@@ -411,11 +427,19 @@ where
             })?;
         let mut wrapped = Vec::new();
         strata::encode_tagged(tags, &bytes, &mut wrapped)?;
+        let epoch = self.epoch();
         if let Some(redis) = &self.inner.redis {
             redis.insert(key, &wrapped, ttl, tags).await?;
         }
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
         self.store_local(key, value, &wrapped, expires_at, tags);
+        if self.epoch() != epoch {
+            // An invalidation arrived meanwhile: if it was another process's write of this
+            // key, landing in Redis after ours, the copy just stored is stale. Not knowing,
+            // drop it (after the store: one landing between a check and the store would be
+            // missed); the next read goes to Redis.
+            self.inner.local.apply(&Message::Key(key.to_vec()));
+        }
         self.announce(Message::Key(key.to_vec())).await;
         Ok(())
     }
@@ -442,7 +466,18 @@ where
     /// In strict mode, a Redis failure.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
         let n = match &self.inner.redis {
-            Some(redis) => redis.invalidate_tag(tag).await?,
+            Some(redis) => {
+                // Redis deletes every key its tag set lists, some of them rewritten without
+                // the tag since: their local copies (here and elsewhere) must go as well,
+                // which the tag alone would not reach.
+                let deleted = redis.invalidate_tag_keys(tag).await?;
+                for chunk in deleted.chunks(KEYS_PER_MESSAGE) {
+                    let message = Message::Keys(chunk.to_vec());
+                    self.inner.local.apply(&message);
+                    self.announce(message).await;
+                }
+                deleted.len()
+            }
             // Without Redis, the deepest local tier holds them all.
             None => {
                 let local = &self.inner.local;

@@ -299,3 +299,89 @@ async fn memory_and_disk_without_redis() {
     );
     assert_eq!(store.len(), 1);
 }
+
+/// One client's share of [`concurrent_writers_leave_every_client_reading_what_redis_holds`]:
+/// `ops` random reads, writes, removals and tag invalidations over a few keys.
+async fn random_ops(cache: &TieredCache<String, String>, seed: u64, ops: usize) {
+    let mut x = seed | 1;
+    for i in 0..ops {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = format!("k{}", x % 6);
+        match (x >> 8) % 10 {
+            0..=3 => {
+                let tags = if (x >> 16).is_multiple_of(2) {
+                    vec![Tag::from(format!("t{}", (x >> 20) % 2))]
+                } else {
+                    Vec::new()
+                };
+                let value = format!("{seed}-{i}");
+                cache.insert_with(&key, value, None, &tags).await.unwrap();
+            }
+            4..=7 => {
+                cache.get(&key).await.unwrap();
+            }
+            8 => cache.remove(&key).await.unwrap(),
+            _ => {
+                cache
+                    .invalidate_tag(&format!("t{}", (x >> 20) % 2))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Two clients write, read and invalidate the same few keys at once, each from its own
+/// task; a third, with no local tier, reads Redis itself. Once they stop, every key read
+/// through either client must come to what Redis holds: a local copy that an invalidation
+/// missed (a promotion racing a write, a write racing another's invalidation, a tag dropped
+/// in transit) would stay stale.
+async fn concurrent_writers_leave_every_client_reading_what_redis_holds(config: RedisConfig) {
+    let a = tiered(config.clone(), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let b = tiered(config.clone(), Some(dir.path())).await;
+    let truth: TieredCache<String, String> =
+        TieredCache::builder().redis(config).build().await.unwrap();
+    for round in 0..5_u64 {
+        tokio::join!(
+            random_ops(&a, 2 * round + 1, 300),
+            random_ops(&b, 2 * round + 2, 300)
+        );
+        for k in 0..6 {
+            let key = format!("k{k}");
+            let held = truth.get(&key).await.unwrap();
+            for (name, client) in [("a", &a), ("b", &b)] {
+                let start = Instant::now();
+                loop {
+                    let read = client.get(&key).await.unwrap();
+                    if read == held {
+                        break;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(3),
+                        "round {round}: {name} reads {key} as {read:?}, Redis holds {held:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_standalone() {
+    let Some(config) = standalone_config("concurrent") else {
+        return;
+    };
+    concurrent_writers_leave_every_client_reading_what_redis_holds(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_in_a_cluster() {
+    let Some(config) = cluster_config("concurrent") else {
+        return;
+    };
+    concurrent_writers_leave_every_client_reading_what_redis_holds(config).await;
+}

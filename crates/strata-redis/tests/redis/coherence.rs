@@ -301,7 +301,8 @@ async fn memory_and_disk_without_redis() {
 }
 
 /// One client's share of [`concurrent_writers_leave_every_client_reading_what_redis_holds`]:
-/// `ops` random reads, writes, removals and tag invalidations over a few keys.
+/// `ops` random reads (`get`, `get_with`), writes, removals, tag invalidations and, rarely,
+/// `invalidate_all`, over a few keys.
 async fn random_ops(cache: &TieredCache<String, String>, seed: u64, ops: usize) {
     let mut x = seed | 1;
     for i in 0..ops {
@@ -309,8 +310,8 @@ async fn random_ops(cache: &TieredCache<String, String>, seed: u64, ops: usize) 
         x ^= x >> 7;
         x ^= x << 17;
         let key = format!("k{}", x % 6);
-        match (x >> 8) % 10 {
-            0..=3 => {
+        match (x >> 8) % 100 {
+            0..=39 => {
                 let tags = if (x >> 16).is_multiple_of(2) {
                     vec![Tag::from(format!("t{}", (x >> 20) % 2))]
                 } else {
@@ -319,10 +320,15 @@ async fn random_ops(cache: &TieredCache<String, String>, seed: u64, ops: usize) 
                 let value = format!("{seed}-{i}");
                 cache.insert_with(&key, value, None, &tags).await.unwrap();
             }
-            4..=7 => {
+            40..=69 => {
                 cache.get(&key).await.unwrap();
             }
-            8 => cache.remove(&key).await.unwrap(),
+            70..=79 => {
+                let value = format!("{seed}-{i}-loaded");
+                cache.get_with(key, async { value }).await.unwrap();
+            }
+            80..=88 => cache.remove(&key).await.unwrap(),
+            89 => cache.invalidate_all().await.unwrap(),
             _ => {
                 cache
                     .invalidate_tag(&format!("t{}", (x >> 20) % 2))

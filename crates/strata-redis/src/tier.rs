@@ -89,6 +89,21 @@ struct Inner {
     last_error_log: Mutex<Option<Instant>>,
 }
 
+/// Adds a data key (`ARGV[1]`, whose TTL in ms is `ARGV[2]`, 0 for none) to a tag set
+/// (`KEYS[1]`), and has the set live as long as its longest-lived member: a tag whose keys
+/// all expire, and that nobody invalidates, must not grow in Redis forever. One key, so it
+/// runs in a Cluster; `PTTL` rather than `PEXPIRE … GT` (Redis 7) for older servers.
+const TAG: &str = r"
+local current = redis.call('pttl', KEYS[1])
+redis.call('sadd', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl == 0 then
+  if current ~= -1 then redis.call('persist', KEYS[1]) end
+elseif current == -2 or (current >= 0 and current < ttl) then
+  redis.call('pexpire', KEYS[1], ttl)
+end
+return 1";
+
 const RELEASE: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 impl RedisTier {
@@ -234,17 +249,21 @@ impl RedisTier {
         tags: &[strata::Tag],
     ) -> Result<()> {
         let data_key = self.data_key(key);
+        let ttl_ms = ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
         let mut set = redis::cmd("SET");
         set.arg(&data_key).arg(value);
-        if let Some(ttl) = ttl {
-            set.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        if ttl_ms > 0 {
+            set.arg("PX").arg(ttl_ms);
         }
         let mut cmds = vec![set];
         for tag in tags {
             cmds.push(
-                redis::cmd("SADD")
+                redis::cmd("EVAL")
+                    .arg(TAG)
+                    .arg(1)
                     .arg(self.tag_key(tag))
                     .arg(&data_key)
+                    .arg(ttl_ms)
                     .clone(),
             );
         }

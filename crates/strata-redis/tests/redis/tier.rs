@@ -142,3 +142,60 @@ async fn a_malformed_url_is_an_error() {
         .unwrap_err();
     assert!(err.to_string().contains("redis"), "{err}");
 }
+
+/// A tag set lives as long as its longest-lived key: a tag whose keys all expire, and that
+/// nobody invalidates, leaves nothing behind in Redis. A key without a TTL keeps its tag's
+/// set for good.
+#[tokio::test]
+async fn a_tag_set_lives_as_long_as_its_longest_lived_key() {
+    let Some(config) = standalone_config("tagttl") else {
+        return;
+    };
+    let tier = RedisTier::connect(config).await.unwrap();
+    let data_prefix = String::from_utf8(tier.data_prefix_for_tests()).unwrap();
+    let set = |tag: &str| format!("{}:t:{tag}", data_prefix.trim_end_matches(":k:"));
+    let mut raw = raw(&standalone().unwrap()).await;
+    let pttl = async |raw: &mut redis::aio::MultiplexedConnection, key: String| -> i64 {
+        raw.pttl(key).await.unwrap()
+    };
+
+    let expiring = [Tag::from("expiring")];
+    let ms = Duration::from_millis;
+    tier.insert(b"a", b"1", Some(ms(2_000)), &expiring)
+        .await
+        .unwrap();
+    let first = pttl(&mut raw, set("expiring")).await;
+    assert!((1..=2_000).contains(&first), "{first}");
+    tier.insert(b"b", b"2", Some(ms(300)), &expiring)
+        .await
+        .unwrap();
+    let shorter = pttl(&mut raw, set("expiring")).await;
+    assert!(
+        shorter > 1_000,
+        "a shorter-lived key does not shorten it: {shorter}"
+    );
+    tier.insert(b"c", b"3", Some(ms(9_000)), &expiring)
+        .await
+        .unwrap();
+    let longer = pttl(&mut raw, set("expiring")).await;
+    assert!(longer > 8_000, "a longer-lived key extends it: {longer}");
+
+    let brief = [Tag::from("brief")];
+    tier.insert(b"d", b"4", Some(ms(100)), &brief)
+        .await
+        .unwrap();
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(pttl(&mut raw, set("brief")).await, -2, "gone with its key");
+
+    let kept = [Tag::from("kept")];
+    tier.insert(b"e", b"5", Some(ms(100)), &kept).await.unwrap();
+    tier.insert(b"f", b"6", None, &kept).await.unwrap();
+    tier.insert(b"g", b"7", Some(ms(100)), &kept).await.unwrap();
+    assert_eq!(pttl(&mut raw, set("kept")).await, -1, "kept for good");
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(
+        tier.invalidate_tag("kept").await.unwrap(),
+        1,
+        "f alone is left"
+    );
+}

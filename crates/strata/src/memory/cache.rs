@@ -621,12 +621,11 @@ where
         removals: &mut Removals<'_, K, V>,
     ) -> Option<MutexGuard<'_, ()>> {
         let loans = self.inner.loans.try_lock();
-        let loan = match loans {
-            Some(_) => self.lend_to(hash, cell.shard.capacity(), u64::from(weight)),
-            None => 0,
-        };
+        let loan = loans.as_ref().map_or(0, |_| {
+            self.lend_to(hash, cell.shard.capacity(), u64::from(weight))
+        });
         cell.shard.grant(slot, loan, removals);
-        loans
+        loans.filter(|_| loan > 0)
     }
 
     /// Removes `key`, returning its value if it had a live one.

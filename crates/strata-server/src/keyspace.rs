@@ -825,47 +825,69 @@ mod tests {
 
     /// Threads write, read, delete and tag-invalidate their own keys while each other's
     /// inserts keep a tiny memory tier evicting, so keys move between memory and disk all the
-    /// time. Every read sees the thread's last write (or, if `lossy`, nothing: the disk tier
-    /// may have evicted it). Returns the live keys' values.
+    /// time. Every read sees the thread's last write with its expiry (or, if `lossy`,
+    /// nothing: the disk tier may have evicted it). Some writes expire in an hour, which
+    /// their moves must keep; some expired already, which none may bring back. Returns the
+    /// live keys' values.
     fn churn(ks: &Keyspace, lossy: bool) -> HashMap<Bytes, Vec<u8>> {
         const THREADS: u64 = 4;
         const KEYS: u64 = 400;
         let worker = |t: u64| {
-            let mut model: HashMap<Bytes, (Vec<u8>, bool)> = HashMap::new();
+            // Value, tagged, expiry.
+            let mut model: HashMap<Bytes, (Vec<u8>, bool, Option<u64>)> = HashMap::new();
             let mut rng = 0x9E37_79B9_7F4A_7C15 ^ (t + 1);
             for step in 0..20_000u64 {
                 let key = Bytes::from(format!("t{t}:k{}", next(&mut rng) % KEYS));
                 match next(&mut rng) % 100 {
                     0..5 => {
                         // A read-modify-write, as APPEND does: the entry read back carries
-                        // its record's place and its tags.
+                        // its record's place, its tags and its expiry.
                         let guard = ks.lock(&key);
-                        let entry = match guard.get() {
+                        let old = guard.get();
+                        let seen = old.as_ref().map(|e| (e.value.to_vec(), e.expires_at()));
+                        let known = model.remove(&key);
+                        let want = known.as_ref().map(|(v, _, expiry)| (v.clone(), *expiry));
+                        if !lossy || seen.is_some() {
+                            assert_eq!(seen, want, "APPEND {key:?} read at step {step}");
+                        }
+                        // What is written is what was read, plus "+": in a lossy run the key
+                        // may be gone, and it starts over untagged.
+                        let tagged = seen.is_some() && known.is_some_and(|(_, tagged, _)| tagged);
+                        let entry = match old {
                             Some(old) => {
                                 let value = [&old.value[..], b"+"].concat();
                                 old.with_value(&value)
                             }
                             None => Entry::new(b"+"),
                         };
-                        let value = entry.value.to_vec();
+                        let (value, expiry) = (entry.value.to_vec(), entry.expires_at());
                         guard.set(entry).expect("append");
                         drop(guard);
-                        let tagged = model.get(&key).is_some_and(|(_, tagged)| *tagged);
-                        model.insert(key, (value, tagged));
+                        model.insert(key, (value, tagged, expiry));
                     }
                     5..50 => {
                         let value = format!("{t}-{step}").into_bytes();
-                        let tagged = next(&mut rng).is_multiple_of(4);
+                        let r = next(&mut rng);
+                        let tagged = r.is_multiple_of(4);
                         let mut entry = Entry::new(&value);
                         if tagged {
                             entry = entry.with_tags(vec![Tag::from(format!("t{t}"))]);
                         }
-                        ks.lock(&key).set(entry).expect("set");
-                        model.insert(key, (value, tagged));
+                        let expiry = match (r >> 8) % 8 {
+                            0 => Some(now_ms() + 3_600_000),
+                            1 => Some(now_ms() - 1_000),
+                            _ => None,
+                        };
+                        ks.lock(&key).set(entry.with_expiry(expiry)).expect("set");
+                        if expiry.is_some_and(|at| at <= now_ms()) {
+                            model.remove(&key);
+                        } else {
+                            model.insert(key, (value, tagged, expiry));
+                        }
                     }
                     50..85 => {
-                        let got = ks.peek(&key).map(|e| e.value.to_vec());
-                        let want = model.get(&key).map(|(v, _)| v.clone());
+                        let got = ks.peek(&key).map(|e| (e.value.to_vec(), e.expires_at()));
+                        let want = model.get(&key).map(|(v, _, expiry)| (v.clone(), *expiry));
                         if !lossy || got.is_some() {
                             assert_eq!(got, want, "GET {key:?} at step {step}");
                         }
@@ -879,13 +901,13 @@ mod tests {
                     }
                     _ => {
                         ks.invalidate_tag(&format!("t{t}")).expect("invalidate");
-                        model.retain(|_, (_, tagged)| !*tagged);
+                        model.retain(|_, (_, tagged, _)| !*tagged);
                     }
                 }
             }
             model
                 .into_iter()
-                .map(|(k, (v, _))| (k, v))
+                .map(|(k, (v, _, _))| (k, v))
                 .collect::<Vec<_>>()
         };
         std::thread::scope(|scope| {

@@ -183,3 +183,80 @@ fn a_weighted_cache_whose_entries_get_heavier_keeps_its_bound() {
     assert_eq!(stats.inserts - departed, cache.len() as u64, "{stats:?}");
     assert!(cache.weighted_size() <= CAPACITY);
 }
+
+/// Each thread owns its keys and keeps a model of them. Whatever the other threads do to the
+/// cache meanwhile (their inserts evict, their heavy entries borrow capacity from every
+/// shard, the bound changes, a roomy weighted cache chooses its shard count under them), a
+/// read returns the thread's last write to the key, or nothing (evicted), never an older
+/// value; an update changes only a live entry.
+#[test]
+fn each_thread_reads_its_own_latest_writes() {
+    for roomy in [false, true] {
+        let capacity = if roomy { 1 << 24 } else { 4096 };
+        let mut builder = Cache::builder()
+            .max_capacity(capacity)
+            .weigher(|_, v: &Vec<u64>| u32::try_from(v.len()).unwrap_or(u32::MAX));
+        if !roomy {
+            // Shares of 512: the heavy values below borrow from the other shards.
+            builder = builder.shards(8);
+        }
+        let cache: Cache<u64, Vec<u64>> = builder.build().expect("valid config");
+        let workers: Vec<_> = (0..4_u64)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(t + 100);
+                    let mut model = std::collections::HashMap::new();
+                    for version in 0..30_000_u64 {
+                        let key = (t << 32) | rng.random_range(0..256_u64);
+                        match rng.random_range(0..100) {
+                            0..40 => {
+                                let len = if rng.random_range(0..50) == 0 {
+                                    700
+                                } else {
+                                    1 + version % 16
+                                };
+                                let value = vec![version; len as usize];
+                                cache.insert(key, value.clone());
+                                model.insert(key, value);
+                            }
+                            40..80 => {
+                                if let Some(value) = cache.get(&key) {
+                                    assert_eq!(
+                                        Some(&value),
+                                        model.get(&key),
+                                        "key {key:#x} at {version}"
+                                    );
+                                }
+                            }
+                            80..90 => {
+                                if cache.update(&key, |v| v.push(version)) {
+                                    let value =
+                                        model.get_mut(&key).expect("updated a key it never wrote");
+                                    value.push(version);
+                                } else {
+                                    model.remove(&key);
+                                }
+                            }
+                            90..98 => {
+                                let removed = cache.remove(&key);
+                                let known = model.remove(&key);
+                                if removed.is_some() {
+                                    assert_eq!(removed, known, "key {key:#x} removed at {version}");
+                                }
+                            }
+                            _ if t == 0 && !roomy => {
+                                cache.set_max_capacity(if version % 2 == 0 { 3072 } else { 4096 });
+                            }
+                            _ => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("worker panicked");
+        }
+        assert!(cache.weighted_size() <= cache.capacity());
+    }
+}

@@ -78,3 +78,81 @@ fn concurrent_writers_and_readers_only_ever_see_values_of_the_key_they_asked_for
         }
     }
 }
+
+/// Each thread owns its keys and remembers what it last wrote to each. While the others'
+/// writes fill the store and make it evict segments (re-writing the entries read since they
+/// were written), every read returns the thread's last write or nothing, never an older
+/// value. After a clean close and a reopen, the same holds for every key.
+#[test]
+fn each_thread_reads_its_own_latest_writes_before_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (max, segment) = (2 << 20, 64 << 10);
+    let open = || {
+        DiskStore::builder(dir.path())
+            .max_bytes(max)
+            .segment_size(segment)
+            .sync(SyncPolicy::Interval(std::time::Duration::from_millis(5)))
+            .open()
+            .unwrap()
+    };
+    let store = open();
+    let threads = 4_u64;
+    let barrier = Barrier::new(threads as usize);
+    let models: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (store, barrier) = (&store, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let mut model = std::collections::HashMap::new();
+                    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ (t + 7);
+                    for i in 0..6_000u64 {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let key = format!("t{t}k{}", (state >> 16) % 300).into_bytes();
+                        match state % 10 {
+                            0 => {
+                                store.remove(&key).unwrap();
+                                model.remove(&key);
+                            }
+                            1..=4 => {
+                                let v = value_for(&key, i, (state >> 40) as usize % 4000);
+                                store.insert(&key, &v).unwrap();
+                                model.insert(key, v);
+                            }
+                            _ => {
+                                if let Some(v) = store.get(&key).unwrap() {
+                                    assert_eq!(
+                                        Some(&v),
+                                        model.get(&key),
+                                        "{} at {i}",
+                                        String::from_utf8_lossy(&key)
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    model
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(store.stats().evictions > 0, "{:?}", store.stats());
+    drop(store);
+    let store = open();
+    for t in 0..threads {
+        for k in 0..300 {
+            let key = format!("t{t}k{k}").into_bytes();
+            if let Some(v) = store.get(&key).unwrap() {
+                assert_eq!(
+                    Some(&v),
+                    models[t as usize].get(&key),
+                    "{} after reopen",
+                    String::from_utf8_lossy(&key)
+                );
+            }
+        }
+    }
+}

@@ -314,3 +314,102 @@ fn kill_9_finds_each_key_at_its_last_value_whichever_tier_held_it() {
     let live = (0..KEYS).filter(|i| i % 5 != 0).count();
     assert_eq!(cli(server.port, &["DBSIZE"]), live.to_string());
 }
+
+/// The reply a GET of a model's value gets.
+fn bulk(value: Option<&String>) -> Vec<u8> {
+    match value {
+        Some(v) => format!("${}\r\n{v}\r\n", v.len()).into_bytes(),
+        None => b"$-1\r\n".to_vec(),
+    }
+}
+
+/// Four clients, each on its own keys, send pipelines of SET, GET, APPEND, DEL and EXISTS
+/// at once to a server whose memory tier (1 MB) is far smaller than their data, so that keys
+/// move between memory and disk all along, on two threads. Every reply is the one the
+/// client's own model predicts, byte for byte; after a SIGTERM restart every key reads as
+/// its last write.
+#[test]
+fn concurrent_pipelining_clients_read_their_own_writes_across_tiers_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--maxmemory", "1mb", "--threads", "2"];
+    let server = Server::start(dir.path(), &args);
+    let port = server.port;
+    let models: Vec<std::collections::HashMap<String, String>> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4_u64)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut c = crate::Conn::new(port);
+                    let mut model = std::collections::HashMap::new();
+                    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (t + 1);
+                    for round in 0..150 {
+                        let (mut wire, mut expected) = (Vec::new(), Vec::new());
+                        for i in 0..32 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let key = format!("c{t}:k{}", (x >> 8) % 200);
+                            match x % 10 {
+                                0..=3 => {
+                                    let len = 10 + (x >> 32) as usize % 3000;
+                                    let stamp = format!("{t}.{round}.{i}|");
+                                    let value: String = stamp.chars().cycle().take(len).collect();
+                                    wire.extend(crate::encode(&["SET", &key, &value]));
+                                    expected.extend_from_slice(b"+OK\r\n");
+                                    model.insert(key, value);
+                                }
+                                4..=6 => {
+                                    wire.extend(crate::encode(&["GET", &key]));
+                                    expected.extend(bulk(model.get(&key)));
+                                }
+                                7 => {
+                                    wire.extend(crate::encode(&["APPEND", &key, "+"]));
+                                    let value = model.entry(key).or_default();
+                                    value.push('+');
+                                    expected.extend(format!(":{}\r\n", value.len()).into_bytes());
+                                }
+                                8 => {
+                                    wire.extend(crate::encode(&["DEL", &key]));
+                                    let existed = model.remove(&key).is_some();
+                                    expected
+                                        .extend(format!(":{}\r\n", u8::from(existed)).into_bytes());
+                                }
+                                _ => {
+                                    wire.extend(crate::encode(&["EXISTS", &key]));
+                                    let exists = model.contains_key(&key);
+                                    expected
+                                        .extend(format!(":{}\r\n", u8::from(exists)).into_bytes());
+                                }
+                            }
+                        }
+                        c.send(&wire);
+                        c.expect(&expected);
+                    }
+                    model
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect()
+    });
+    let info = cli(port, &["INFO", "strata"]);
+    assert!(
+        info_field(&info, "memory_tier_evictions") > 0 && info_field(&info, "disk_tier_hits") > 0,
+        "keys moved between the tiers: {info}"
+    );
+    let status = server.stop("TERM");
+    assert!(status.success(), "SIGTERM exit: {status:?}");
+    let server = Server::start(dir.path(), &args);
+    let mut c = server.connect();
+    for (t, model) in models.iter().enumerate() {
+        let (mut wire, mut expected) = (Vec::new(), Vec::new());
+        for k in 0..200 {
+            let key = format!("c{t}:k{k}");
+            wire.extend(crate::encode(&["GET", &key]));
+            expected.extend(bulk(model.get(&key)));
+        }
+        c.send(&wire);
+        c.expect(&expected);
+    }
+}

@@ -83,20 +83,73 @@ pub(crate) trait LocalTiers: Send + Sync + 'static {
     fn apply(&self, message: &Message);
 }
 
+/// Stripes of keys, each with its own invalidation counter (see [`Subscription::epoch_of`]).
+const EPOCH_STRIPES: usize = 256;
+
 /// Shared between the subscriber task and the cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Subscription {
     /// Subscribed right now.
     pub(crate) connected: AtomicBool,
-    /// Bumped before every invalidation is applied. A read that started before a bump does
-    /// not promote what it read (it may be the value just invalidated), and a write that
-    /// sees a bump after storing its value locally drops that copy (another process's write
-    /// may have landed in Redis after it).
-    pub(crate) epoch: AtomicU64,
+    /// Bumped before every invalidation that may concern any key is applied (a tag,
+    /// everything, a reconnect's flush).
+    all: AtomicU64,
+    /// Bumped before a key's invalidation is applied, one counter per stripe of keys.
+    stripes: Box<[AtomicU64]>,
     /// Messages from other processes applied.
     pub(crate) received: AtomicU64,
     /// Reconnects after which the local tiers were flushed.
     pub(crate) flushes: AtomicU64,
+}
+
+impl Default for Subscription {
+    fn default() -> Self {
+        Self {
+            connected: AtomicBool::default(),
+            all: AtomicU64::default(),
+            stripes: (0..EPOCH_STRIPES).map(|_| AtomicU64::default()).collect(),
+            received: AtomicU64::default(),
+            flushes: AtomicU64::default(),
+        }
+    }
+}
+
+impl Subscription {
+    /// The invalidations applied so far that may concern `key`. A read that started before
+    /// it moved does not promote what it read (it may be the value just invalidated), and a
+    /// write that sees it move after storing its value locally drops that copy (another
+    /// process's write may have landed in Redis after it). Striped by key, so that traffic
+    /// on other keys rarely costs a key its local copy.
+    pub(crate) fn epoch_of(&self, key: &[u8]) -> u64 {
+        self.all
+            .load(Ordering::Acquire)
+            .wrapping_add(self.stripe(key).load(Ordering::Acquire))
+    }
+
+    fn stripe(&self, key: &[u8]) -> &AtomicU64 {
+        let hash = std::hash::BuildHasher::hash_one(
+            &std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default(),
+            key,
+        );
+        &self.stripes[hash as usize % EPOCH_STRIPES]
+    }
+
+    /// Before `message` is applied to the local tiers.
+    pub(crate) fn bump(&self, message: &Message) {
+        match message {
+            Message::Key(key) => {
+                self.stripe(key).fetch_add(1, Ordering::AcqRel);
+            }
+            Message::Keys(keys) => {
+                for key in keys {
+                    self.stripe(key).fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            Message::Tag(_) | Message::All => {
+                self.all.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
 }
 
 /// Subscribes to `channel` at `url` forever (until aborted), applying other origins'
@@ -137,7 +190,7 @@ pub(crate) async fn subscribe(
             // Messages sent while we were away are lost: forget everything local.
             // The epoch first, as for every invalidation: a write that stores locally after
             // the flush sees it moved and drops its copy.
-            state.epoch.fetch_add(1, Ordering::AcqRel);
+            state.bump(&Message::All);
             local.apply(&Message::All);
             state.flushes.fetch_add(1, Ordering::Relaxed);
             tracing::info!("invalidation channel reconnected; local tiers flushed");
@@ -152,7 +205,7 @@ pub(crate) async fn subscribe(
             if from == origin {
                 continue;
             }
-            state.epoch.fetch_add(1, Ordering::AcqRel);
+            state.bump(&message);
             local.apply(&message);
             state.received.fetch_add(1, Ordering::Relaxed);
         }
@@ -182,7 +235,7 @@ pub(crate) async fn track(
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
         if !first {
-            state.epoch.fetch_add(1, Ordering::AcqRel);
+            state.bump(&Message::All);
             local.apply(&Message::All);
             state.flushes.fetch_add(1, Ordering::Relaxed);
             tracing::info!("tracking reconnected; local tiers flushed");
@@ -195,23 +248,25 @@ pub(crate) async fn track(
                 return; // the tier is gone
             };
             match push.kind {
-                redis::PushKind::Invalidate => {
-                    state.epoch.fetch_add(1, Ordering::AcqRel);
-                    match push.data.first() {
-                        Some(redis::Value::Array(keys)) => {
-                            for key in keys {
-                                if let redis::Value::BulkString(key) = key
-                                    && let Some(key) = key.strip_prefix(prefix.as_slice())
-                                {
-                                    local.apply(&Message::Key(key.to_vec()));
-                                    state.received.fetch_add(1, Ordering::Relaxed);
-                                }
+                redis::PushKind::Invalidate => match push.data.first() {
+                    Some(redis::Value::Array(keys)) => {
+                        for key in keys {
+                            if let redis::Value::BulkString(key) = key
+                                && let Some(key) = key.strip_prefix(prefix.as_slice())
+                            {
+                                let message = Message::Key(key.to_vec());
+                                state.bump(&message);
+                                local.apply(&message);
+                                state.received.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        // A null key list: the server flushed everything.
-                        _ => local.apply(&Message::All),
                     }
-                }
+                    // A null key list: the server flushed everything.
+                    _ => {
+                        state.bump(&Message::All);
+                        local.apply(&Message::All);
+                    }
+                },
                 redis::PushKind::Disconnection => break,
                 _ => {}
             }
@@ -223,6 +278,30 @@ pub(crate) async fn track(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key's invalidation moves the epochs of its stripe's keys only; a tag's, or a flush,
+    /// moves every key's.
+    #[test]
+    fn a_keys_invalidation_moves_its_own_epoch() {
+        let state = Subscription::default();
+        let key = b"k".as_slice();
+        let other = (0..)
+            .map(|i| format!("other{i}").into_bytes())
+            .find(|o| !std::ptr::eq(state.stripe(o), state.stripe(key)))
+            .expect("a key in another stripe");
+        let before = state.epoch_of(key);
+        state.bump(&Message::Key(other.clone()));
+        state.bump(&Message::Keys(vec![other]));
+        assert_eq!(state.epoch_of(key), before);
+        state.bump(&Message::Keys(vec![key.to_vec()]));
+        let after_key = state.epoch_of(key);
+        assert!(after_key > before);
+        state.bump(&Message::Tag("t".into()));
+        assert!(state.epoch_of(key) > after_key);
+        let after_tag = state.epoch_of(key);
+        state.bump(&Message::All);
+        assert!(state.epoch_of(key) > after_tag);
+    }
 
     #[test]
     fn messages_round_trip() {

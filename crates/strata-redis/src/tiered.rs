@@ -282,9 +282,10 @@ where
         }
     }
 
-    /// Invalidations applied so far (from other processes, or Redis's tracking).
-    fn epoch(&self) -> u64 {
-        self.inner.subscription.epoch.load(Ordering::Acquire)
+    /// Invalidations applied so far that may concern `key` (from other processes, or
+    /// Redis's tracking).
+    fn epoch(&self, key: &[u8]) -> u64 {
+        self.inner.subscription.epoch_of(key)
     }
 
     /// Stores in the local tiers (capped at `max_local_ttl`).
@@ -361,7 +362,7 @@ where
             }
             return Ok(Some(value));
         }
-        let epoch = self.epoch();
+        let epoch = self.epoch(key);
         let Some(redis) = &self.inner.redis else {
             return Ok(None);
         };
@@ -376,10 +377,10 @@ where
         };
         // Promote only if no invalidation arrived while we read: what we read may be the
         // value it invalidated. Checked again after the store, for one that lands between.
-        if self.epoch() == epoch {
+        if self.epoch(key) == epoch {
             let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
             self.store_local(key, &value, &stored, expires_at, &tags);
-            if self.epoch() != epoch {
+            if self.epoch(key) != epoch {
                 self.inner.local.apply(&Message::Key(key.to_vec()));
             }
         }
@@ -427,13 +428,13 @@ where
             })?;
         let mut wrapped = Vec::new();
         strata::encode_tagged(tags, &bytes, &mut wrapped)?;
-        let epoch = self.epoch();
+        let epoch = self.epoch(key);
         if let Some(redis) = &self.inner.redis {
             redis.insert(key, &wrapped, ttl, tags).await?;
         }
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
         self.store_local(key, value, &wrapped, expires_at, tags);
-        if self.epoch() != epoch {
+        if self.epoch(key) != epoch {
             // An invalidation arrived meanwhile: if it was another process's write of this
             // key, landing in Redis after ours, the copy just stored is stale. Not knowing,
             // drop it (after the store: one landing between a check and the store would be

@@ -940,6 +940,8 @@ mod tests {
             let clock = MockClock::new();
             let removed = Arc::new(StdMutex::new(Vec::new()));
             let sink = removed.clone();
+            let heard_sync = Arc::new(StdMutex::new(Vec::new()));
+            let sync_sink = heard_sync.clone();
             let policy = [
                 EvictionPolicy::adaptive(),
                 EvictionPolicy::tiny_lfu_with_window(0.0),
@@ -951,7 +953,10 @@ mod tests {
                 .max_capacity(capacity)
                 .eviction_policy(policy)
                 .clock(clock.clone())
-                .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)));
+                .eviction_listener(move |k, v, cause| sink.lock().expect("listener lock").push((k, v, cause)))
+                // The synchronous listener (the server's path to its disk tier) must hear of
+                // the same removals, each once.
+                .synchronous_eviction_listener(move |k: &u8, v: &u32, cause| sync_sink.lock().expect("listener lock").push((*k, *v, cause)));
             if shards < 3 {
                 builder = builder.shards(1 << shards);
             }
@@ -1108,6 +1113,7 @@ mod tests {
             }
             let stats = cache.stats();
             prop_assert_eq!(stats.removals() as usize, removed.len());
+            prop_assert_eq!(&*heard_sync.lock().expect("listener lock"), &removed);
         }
     }
 

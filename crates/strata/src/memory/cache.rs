@@ -14,7 +14,7 @@ use crate::listener::{Listener, RemovalCause, SyncListener};
 use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
 use crate::memory::removals::Removals;
-use crate::memory::shard::{NEVER, NewEntry, Shard};
+use crate::memory::shard::{NEVER, NewEntry, Shard, Updated};
 use crate::options::InsertOptions;
 use crate::policy::minisim::Shape;
 use crate::stats::{Block, CacheInfo, CacheStats, Counter, ThreadCounters};
@@ -591,12 +591,12 @@ where
                 &mut removals,
             );
             let loans = match updated {
-                Some(Some((slot, weight))) => {
+                Updated::Outgrew { slot, weight } => {
                     self.grant(&mut cell, hash, slot, weight, &mut removals)
                 }
                 _ => None,
             };
-            (updated.is_some(), loans)
+            (!matches!(updated, Updated::Missing), loans)
         };
         if loans.is_some() {
             self.settle_loans(&mut removals);

@@ -118,6 +118,17 @@ impl List {
     };
 }
 
+/// What [`Shard::update`] did.
+pub(crate) enum Updated {
+    /// No live entry for the key.
+    Missing,
+    /// Changed, and the shard is within its capacity.
+    Done,
+    /// Changed, and now heavier than the shard's capacity, which the shard is over until the
+    /// caller [`grant`](Shard::grant)s the entry room.
+    Outgrew { slot: u32, weight: u32 },
+}
+
 /// A new entry, as the cache hands it to a shard.
 pub(crate) struct NewEntry<K, V> {
     pub(crate) hash: u64,
@@ -405,9 +416,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 
     /// Changes the live value for `key` in place with `change`, then re-weighs it with `weigh`
     /// (evicting if the shard is over its capacity). Not an access: its place in the eviction
-    /// order, its hit counter, expiry and tags stay. `None` if there is no live entry; else,
-    /// if the entry is now heavier than the shard's capacity, its slot and weight: the shard
-    /// is over its capacity until the caller [`grant`](Self::grant)s it room.
+    /// order, its hit counter, expiry and tags stay.
     pub(crate) fn update<Q>(
         &mut self,
         hash: u64,
@@ -416,21 +425,23 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         change: impl FnOnce(&mut V),
         weigh: impl FnOnce(&K, &V) -> u32,
         out: &mut Removals<'_, K, V>,
-    ) -> Option<Option<(u32, u32)>>
+    ) -> Updated
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let idx = self.find_live(hash, key, now)?;
+        let Some(idx) = self.find_live(hash, key, now) else {
+            return Updated::Missing;
+        };
         let entry = self.entry_mut(idx);
         change(&mut entry.value);
         let weight = weigh(&entry.key, &entry.value);
         self.set_weight(idx, weight);
         if u64::from(weight) > self.capacity {
-            return Some(Some((idx, weight)));
+            return Updated::Outgrew { slot: idx, weight };
         }
         self.evict(out);
-        Some(None)
+        Updated::Done
     }
 
     /// After an [`update`](Self::update) made the entry at `idx` heavier than the shard: adds

@@ -288,6 +288,30 @@ where
         self.inner.subscription.epoch_of(key)
     }
 
+    /// Stores in the local tiers what was just read from Redis or written to it, unless an
+    /// invalidation that may concern `key` arrived since `epoch` (taken before the Redis
+    /// operation): a slow read may hold the value just invalidated, and another process's
+    /// write may have landed in Redis after ours. Then any local copy goes instead, and the
+    /// next read asks Redis. Checked again after the store, for an invalidation landing
+    /// between the check and the store.
+    fn store_local_since(
+        &self,
+        epoch: u64,
+        key: &[u8],
+        value: &V,
+        wrapped: &[u8],
+        expires_at: Option<u64>,
+        tags: &[Tag],
+    ) {
+        if self.epoch(key) == epoch {
+            self.store_local(key, value, wrapped, expires_at, tags);
+            if self.epoch(key) == epoch {
+                return;
+            }
+        }
+        self.inner.local.apply(&Message::Key(key.to_vec()));
+    }
+
     /// Stores in the local tiers (capped at `max_local_ttl`).
     /// `wrapped` is the value's encoding with its tags in front, as Redis stores it.
     fn store_local(
@@ -375,15 +399,8 @@ where
         let Some(value) = self.inner.codec.decode(bytes) else {
             return Ok(None);
         };
-        // Promote only if no invalidation arrived while we read: what we read may be the
-        // value it invalidated. Checked again after the store, for one that lands between.
-        if self.epoch(key) == epoch {
-            let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
-            self.store_local(key, &value, &stored, expires_at, &tags);
-            if self.epoch(key) != epoch {
-                self.inner.local.apply(&Message::Key(key.to_vec()));
-            }
-        }
+        let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
+        self.store_local_since(epoch, key, &value, &stored, expires_at, &tags);
         Ok(Some(value))
     }
 
@@ -433,14 +450,7 @@ where
             redis.insert(key, &wrapped, ttl, tags).await?;
         }
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
-        self.store_local(key, value, &wrapped, expires_at, tags);
-        if self.epoch(key) != epoch {
-            // An invalidation arrived meanwhile: if it was another process's write of this
-            // key, landing in Redis after ours, the copy just stored is stale. Not knowing,
-            // drop it (after the store: one landing between a check and the store would be
-            // missed); the next read goes to Redis.
-            self.inner.local.apply(&Message::Key(key.to_vec()));
-        }
+        self.store_local_since(epoch, key, value, &wrapped, expires_at, tags);
         self.announce(Message::Key(key.to_vec())).await;
         Ok(())
     }

@@ -5,11 +5,19 @@
 //! receive the leader's value or error. A leader that panics or whose future is dropped marks
 //! the flight abandoned (from its guard's `Drop`), so waiters never hang: one of them becomes
 //! the next leader.
+//!
+//! A write of the key while its flight is in the air (an insert, a removal, an invalidation)
+//! *outdates* the flight: the leader's value was computed from what the write replaced, so
+//! the leader hands it to its callers but does not cache it. Without this, a removal made
+//! because the source changed ("drop the cached query, the row was updated") is undone by a
+//! load that read the row before the update.
 
 use std::any::Any;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use event_listener::{Event, Listener};
 use parking_lot::Mutex;
@@ -33,6 +41,8 @@ pub(crate) struct Flight<V> {
     /// `None` while the leader is computing.
     outcome: Mutex<Option<Outcome<V>>>,
     landed: Event,
+    /// The key was written since the flight took off (see the module docs).
+    outdated: AtomicBool,
 }
 
 impl<V: Clone> Flight<V> {
@@ -40,6 +50,7 @@ impl<V: Clone> Flight<V> {
         Self {
             outcome: Mutex::new(None),
             landed: Event::new(),
+            outdated: AtomicBool::new(false),
         }
     }
 
@@ -72,6 +83,8 @@ type FlightMap<K, V> = Mutex<HashMap<K, Arc<Flight<V>>>>;
 /// The flights in the air, sharded like the cache.
 pub(crate) struct Flights<K, V> {
     shards: Box<[FlightMap<K, V>]>,
+    /// Flights in the air: a write looks for the key's flight only if there are some.
+    in_air: AtomicUsize,
 }
 
 /// What a caller that missed should do.
@@ -86,11 +99,43 @@ impl<K: Hash + Eq, V> Flights<K, V> {
     pub(crate) fn new(shards: usize) -> Self {
         Self {
             shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            in_air: AtomicUsize::new(0),
         }
     }
 
     fn shard(&self, hash: u64) -> &FlightMap<K, V> {
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
+    }
+
+    /// A write of `key` (`hash`): its flight, if one is in the air, must not cache its value.
+    /// The cache calls this under the lock of the key's cache shard, and the leader checks
+    /// under the same lock before it caches: either the write comes after the leader's
+    /// value, or the leader sees it. One relaxed load when no flight is in the air.
+    #[inline]
+    pub(crate) fn outdate<Q>(&self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if self.in_air.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if let Some(flight) = self.shard(hash).lock().get(key) {
+            flight.outdated.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A write that may concern any key (a tag's invalidation, emptying the cache): every
+    /// flight in the air is outdated.
+    pub(crate) fn outdate_all(&self) {
+        if self.in_air.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        for shard in self.shards.iter() {
+            for flight in shard.lock().values() {
+                flight.outdated.store(true, Ordering::SeqCst);
+            }
+        }
     }
 }
 
@@ -103,6 +148,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Flights<K, V> {
         }
         let flight = Arc::new(Flight::new());
         map.insert(key.clone(), flight.clone());
+        // Counted before the leader computes anything: a write that finds no flight in the
+        // air happened before this one took off.
+        self.in_air.fetch_add(1, Ordering::SeqCst);
         Role::Leader(LeaderGuard {
             flights: self,
             hash,
@@ -162,6 +210,11 @@ pub(crate) struct LeaderGuard<'a, K: Hash + Eq, V: Clone> {
 }
 
 impl<K: Hash + Eq, V: Clone> LeaderGuard<'_, K, V> {
+    /// True if the key was written since the flight took off: its value must not be cached.
+    pub(crate) fn outdated(&self) -> bool {
+        self.flight.outdated.load(Ordering::SeqCst)
+    }
+
     /// Lands the flight: waiters receive `outcome`, later callers start a new flight.
     pub(crate) fn land(mut self, outcome: Outcome<V>) {
         self.finish(outcome);
@@ -174,6 +227,7 @@ impl<K: Hash + Eq, V: Clone> LeaderGuard<'_, K, V> {
             let mut map = self.flights.shard(self.hash).lock();
             if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
                 map.remove(&key);
+                self.flights.in_air.fetch_sub(1, Ordering::SeqCst);
             }
         }
         self.flight.landed.notify(usize::MAX);

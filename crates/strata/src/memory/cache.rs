@@ -9,7 +9,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
 use crate::clock::Clock;
-use crate::coalesce::Flights;
+use crate::coalesce::{Flights, LeaderGuard};
 use crate::listener::{Listener, RemovalCause, SyncListener};
 use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
@@ -299,12 +299,12 @@ where
 
     /// Inserts `value` for `key` with the cache's default TTL, replacing any previous value.
     pub fn insert(&self, key: K, value: V) {
-        self.insert_entry(key, value, None, Box::default());
+        self.insert_entry(key, value, None, Box::default(), None);
     }
 
     /// Inserts with a TTL of its own, overriding the cache's default.
     pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
-        self.insert_entry(key, value, Some(ttl), Box::default());
+        self.insert_entry(key, value, Some(ttl), Box::default(), None);
     }
 
     /// Inserts with options: TTL and tags (see [`InsertOptions`]).
@@ -314,11 +314,28 @@ where
             value,
             options.ttl,
             options.tags.clone().into_boxed_slice(),
+            None,
         );
     }
 
+    /// A loaded value (get-or-compute) for `key`, cached unless the key was written since its
+    /// flight took off (see `coalesce.rs`).
+    pub(super) fn insert_loaded(&self, key: K, value: V, flight: &LeaderGuard<'_, K, V>) {
+        self.insert_entry(key, value, None, Box::default(), Some(flight));
+    }
+
+    /// Inserts, as a write of the key (a flight in the air for it is outdated), or, for
+    /// `load`'s leader, only if no write of the key came since the flight took off: checked
+    /// under the shard's lock, where writes outdate flights.
     #[inline]
-    fn insert_entry(&self, key: K, value: V, ttl: Option<Duration>, tags: Box<[crate::Tag]>) {
+    fn insert_entry(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        tags: Box<[crate::Tag]>,
+        load: Option<&LeaderGuard<'_, K, V>>,
+    ) {
         let inner = &*self.inner;
         let weight = self.weight_of(&key, &value);
         let ttl = ttl
@@ -329,10 +346,13 @@ where
         let mut removals = self.removals();
         let (added, adapt) = {
             let mut cell = self.write_shard(hash);
+            if !self.may_write(hash, &key, load) {
+                return;
+            }
             if u64::from(weight) > cell.shard.capacity() {
                 drop(cell);
                 let new = NewEntry::untimed(hash, key, value, weight, tags, 0);
-                return self.insert_heavy(new, ttl, removals);
+                return self.insert_heavy(new, ttl, removals, load);
             }
             let new = NewEntry::untimed(hash, key, value, weight, tags, 0);
             self.insert_locked(&mut cell, new, ttl, &mut removals)
@@ -349,6 +369,7 @@ where
         mut new: NewEntry<K, V>,
         ttl: Option<u64>,
         mut removals: Removals<'_, K, V>,
+        load: Option<&LeaderGuard<'_, K, V>>,
     ) {
         let (hash, weight) = (new.hash, new.weight);
         // Held until the lenders have settled: no change of capacity comes between, and one
@@ -358,6 +379,12 @@ where
         (loans, new.loan) = self.borrow(hash, u64::from(weight));
         let (added, adapt) = {
             let mut cell = self.write_shard(hash);
+            if !self.may_write(hash, &new.key, load) {
+                // Outdated meanwhile: the lenders take their loan back, nobody evicts.
+                drop(cell);
+                self.repay_locked(new.loan);
+                return;
+            }
             self.insert_locked(&mut cell, new, ttl, &mut removals)
         };
         if loans.is_some() {
@@ -365,6 +392,23 @@ where
         }
         drop(loans);
         self.after_insert(hash, weight, added, adapt, removals);
+    }
+
+    /// Called under the key's shard lock before a write: outdates the key's flight, if one is
+    /// in the air; for a leader's own insert (`load`), false if its flight was outdated.
+    #[inline]
+    fn may_write<Q>(&self, hash: u64, key: &Q, load: Option<&LeaderGuard<'_, K, V>>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match load {
+            Some(flight) => !flight.outdated(),
+            None => {
+                self.inner.flights.outdate(hash, key);
+                true
+            }
+        }
     }
 
     /// The part of an insert under the shard's lock, `new` expiring `ttl` from now. Returns
@@ -638,10 +682,11 @@ where
     {
         let hash = self.inner.hasher.hash_one(key);
         let mut removals = self.removals();
-        let value = self
-            .write_shard(hash)
-            .shard
-            .remove(hash, key, || self.now(), &mut removals);
+        let value = {
+            let mut cell = self.write_shard(hash);
+            self.inner.flights.outdate(hash, key);
+            cell.shard.remove(hash, key, || self.now(), &mut removals)
+        };
         self.finish(removals);
         value
     }
@@ -649,6 +694,9 @@ where
     /// Removes every entry carrying `tag` (see [`InsertOptions::tag`]); returns how many.
     pub fn invalidate_tag(&self, tag: &str) -> usize {
         let mut removals = self.removals();
+        // Before any shard: a load that caches after this sees its flight outdated, one that
+        // cached before is in a shard still to be gone through.
+        self.inner.flights.outdate_all();
         for lock in self.inner.shards.iter() {
             lock.write().shard.invalidate_tag(tag, &mut removals);
         }
@@ -667,6 +715,8 @@ where
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         let mut removals = self.removals();
         let now = self.now();
+        // As in `invalidate_tag`.
+        self.inner.flights.outdate_all();
         for lock in self.inner.shards.iter() {
             lock.write().shard.retain(now, &mut keep, &mut removals);
         }

@@ -198,7 +198,8 @@ where
     {
         match result {
             Ok(value) => {
-                self.insert(key, value.clone());
+                // Not cached if the key was written meanwhile: the value predates the write.
+                self.insert_loaded(key, value.clone(), &flight);
                 flight.land(Outcome::Done(value.clone()));
                 Ok(value)
             }

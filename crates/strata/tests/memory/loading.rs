@@ -164,3 +164,52 @@ async fn a_cancelled_async_leader_hands_over() {
         "cancelled leader + one successor"
     );
 }
+
+/// Runs `get_with(1, …)` on a thread whose computation waits, in the air, until `write`
+/// has run on this one; returns what the caller got and what the cache holds after.
+fn write_during_a_load(
+    cache: &Cache<u32, &'static str>,
+    write: impl FnOnce(&Cache<u32, &'static str>),
+) -> (&'static str, Option<&'static str>) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let loader = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            cache.get_with(1, || {
+                started_tx.send(()).expect("test thread");
+                go_rx.recv().expect("test thread");
+                "computed from the old row"
+            })
+        })
+    };
+    started_rx.recv().expect("loader started");
+    write(cache);
+    go_tx.send(()).expect("loader waits");
+    let got = loader.join().expect("loader thread");
+    (got, cache.get(&1))
+}
+
+/// A write of the key while its value is being computed wins: the computation read the
+/// source before the write ("drop the cached query, the row changed"), so its caller gets
+/// its value but the cache does not keep it. A removal, an insert and emptying the cache
+/// alike. Without a write, the computed value is cached.
+#[test]
+fn a_write_during_a_load_is_not_undone_by_it() {
+    let cache: Cache<u32, &str> = Cache::new(100);
+    let (got, held) = write_during_a_load(&cache, |c| {
+        c.remove(&1);
+    });
+    assert_eq!((got, held), ("computed from the old row", None));
+    let (got, held) = write_during_a_load(&cache, |c| c.insert(1, "the new row"));
+    assert_eq!(
+        (got, held),
+        ("computed from the old row", Some("the new row"))
+    );
+    cache.remove(&1);
+    let (_, held) = write_during_a_load(&cache, |c| c.invalidate_all());
+    assert_eq!(held, None);
+    // A write of another key changes nothing.
+    let (_, held) = write_during_a_load(&cache, |c| c.insert(2, "another row"));
+    assert_eq!(held, Some("computed from the old row"));
+}

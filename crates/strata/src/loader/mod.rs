@@ -305,11 +305,11 @@ where
         let this = self.clone();
         let job = move || {
             let start = this.now();
-            // A failed refresh keeps the stale value (stale-if-error); nothing to store.
-            if let Ok(value) = init() {
-                let stamped = this.stamp(value, start);
-                this.inner.cache.insert(key, stamped);
-            }
+            // A failed refresh keeps the stale value (stale-if-error); nothing to store. A
+            // write of the key meanwhile keeps the refreshed value out (`refresh_with`).
+            this.inner
+                .cache
+                .refresh_with(key, || init().map(|value| this.stamp(value, start)));
             drop(slot);
         };
         match &self.inner.executor {
@@ -330,10 +330,8 @@ where
         let this = self.clone();
         let task = async move {
             let start = this.now();
-            if let Ok(value) = init.await {
-                let stamped = this.stamp(value, start);
-                this.inner.cache.insert(key, stamped);
-            }
+            let stamped = async { init.await.map(|value| this.stamp(value, start)) };
+            this.inner.cache.refresh_with_async(key, stamped).await;
             drop(slot);
         };
         match &self.inner.spawner {

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use crate::coalesce::{LeaderGuard, Outcome};
+use crate::coalesce::{LeaderGuard, Outcome, Role};
 use crate::memory::cache::Cache;
 
 impl<K, V, S> Cache<K, V, S>
@@ -183,6 +183,43 @@ where
         }
         let result = init.await;
         self.settle(key, flight, result)
+    }
+
+    /// Recomputes `key`'s value with `init`, which nobody waits on (a refresh), in a flight of
+    /// its own: callers that miss meanwhile wait for it, and a write of the key meanwhile
+    /// keeps it out of the cache, as for `get_with`. Nothing if a flight for the key is in
+    /// the air already (it brings a value). A failure caches nothing, and the callers
+    /// waiting compute for themselves.
+    pub(crate) fn refresh_with<E>(&self, key: K, init: impl FnOnce() -> Result<V, E>)
+    where
+        K: Clone,
+    {
+        let hash = self.inner.hasher.hash_one(&key);
+        let Role::Leader(flight) = self.inner.flights.join(hash, &key) else {
+            return;
+        };
+        if let Ok(value) = init() {
+            self.insert_loaded(key, value.clone(), &flight);
+            flight.land(Outcome::Done(value));
+        }
+    }
+
+    /// Async [`refresh_with`](Self::refresh_with).
+    pub(crate) async fn refresh_with_async<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = Result<V, E>>,
+    ) where
+        K: Clone,
+    {
+        let hash = self.inner.hasher.hash_one(&key);
+        let Role::Leader(flight) = self.inner.flights.join(hash, &key) else {
+            return;
+        };
+        if let Ok(value) = init.await {
+            self.insert_loaded(key, value.clone(), &flight);
+            flight.land(Outcome::Done(value));
+        }
     }
 
     /// The leader's last step: cache a value, and hand the value or error to the waiters.

@@ -211,3 +211,42 @@ async fn async_stale_while_revalidate_refreshes_in_the_background() {
     assert_eq!(l.computations(), 2);
     assert_eq!(l.get_async("k", async { 3 }).await, 2);
 }
+
+/// A value invalidated while its background refresh is computing stays invalidated: the
+/// refresh read the source before the change, so its value is not stored, and the next read
+/// computes anew.
+#[test]
+fn an_invalidation_during_a_refresh_is_not_undone_by_it() {
+    let clock = MockClock::new();
+    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    let tx = std::sync::Mutex::new(tx);
+    let l = loader(&clock)
+        .stale_while_revalidate(60 * SEC)
+        .executor(move |job| tx.lock().expect("lock").send(job).expect("queue"))
+        .build()
+        .expect("valid config");
+    l.get("k", || 1);
+    clock.advance(11 * SEC);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    assert_eq!(
+        l.get("k", move || {
+            started_tx.send(()).expect("test thread");
+            go_rx.recv().expect("test thread");
+            2
+        }),
+        1,
+        "stale, refreshing"
+    );
+    let job = rx.try_recv().expect("a refresh was queued");
+    let refresh = std::thread::spawn(job);
+    started_rx.recv().expect("the refresh computes");
+    l.invalidate(&"k");
+    go_tx.send(()).expect("the refresh waits");
+    refresh.join().expect("refresh thread");
+    assert_eq!(
+        l.get("k", || 3),
+        3,
+        "computed anew, not the refresh's value"
+    );
+}

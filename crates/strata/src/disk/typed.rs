@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::coalesce::{Flights, Outcome};
+use crate::coalesce::{Flights, LeaderGuard, Outcome};
 use crate::disk::stats::DiskStats;
 use crate::disk::store::DiskStore;
 use crate::error::{Error, Result};
@@ -84,8 +84,9 @@ where
     /// # Errors
     /// As [`DiskStore::insert_with`], and [`Error::Encode`].
     pub fn insert_with(&self, key: &K, value: &V, options: &InsertOptions) -> Result<()> {
-        self.store
-            .insert_with(&encode_key(key)?, &encode_value(value)?, options)
+        let key = encode_key(key)?;
+        self.outdate(&key);
+        self.store.insert_with(&key, &encode_value(value)?, options)
     }
 
     /// Removes `key`; true if a live entry was removed.
@@ -93,7 +94,17 @@ where
     /// # Errors
     /// As [`DiskStore::remove`], and [`Error::Encode`].
     pub fn remove(&self, key: &K) -> Result<bool> {
-        self.store.remove(&encode_key(key)?)
+        let key = encode_key(key)?;
+        self.outdate(&key);
+        self.store.remove(&key)
+    }
+
+    /// Before a write of `key` through this cache: a `get_with` computing it meanwhile must
+    /// not keep its value, read from the source before the write. Marked before the write,
+    /// and checked by the leader after its own insert (`settle`): whichever order the two
+    /// writes land in, the leader sees the mark, or wrote first.
+    fn outdate(&self, key: &[u8]) {
+        self.flights.outdate(self.hasher.hash_one(key), key);
     }
 
     /// Removes every entry carrying `tag`.
@@ -101,6 +112,7 @@ where
     /// # Errors
     /// As [`DiskStore::invalidate_tag`].
     pub fn invalidate_tag(&self, tag: &str) -> Result<usize> {
+        self.flights.outdate_all();
         self.store.invalidate_tag(tag)
     }
 
@@ -109,6 +121,7 @@ where
     /// # Errors
     /// As [`DiskStore::invalidate_all`].
     pub fn invalidate_all(&self) -> Result<()> {
+        self.flights.outdate_all();
         self.store.invalidate_all()
     }
 
@@ -166,7 +179,7 @@ where
             return Ok(value);
         }
         let result = init();
-        self.settle(&key, result, |outcome| flight.land(outcome))
+        self.settle(&key, result, flight)
     }
 
     /// Async [`get_with`](Self::get_with). The disk reads and writes run on the calling
@@ -208,7 +221,7 @@ where
             return Ok(value);
         }
         let result = init.await;
-        self.settle(&key, result, |outcome| flight.land(outcome))
+        self.settle(&key, result, flight)
     }
 
     /// A counted read that treats errors as misses.
@@ -221,24 +234,31 @@ where
         self.decode(self.store.peek(key).ok().flatten())
     }
 
+    /// The leader's last step: store the value, and hand the value or error to the waiters.
     fn settle<E: Send + Sync + 'static>(
         &self,
         key: &[u8],
         result: Result<V, E>,
-        land: impl FnOnce(Outcome<V>),
+        flight: LeaderGuard<'_, Vec<u8>, V>,
     ) -> Result<V, Arc<E>> {
         match result {
             Ok(value) => {
                 if let Ok(bytes) = encode_value(&value) {
                     // A failed write is counted by the store; the value is still good.
                     let _ = self.store.insert(key, &bytes);
+                    // Stored, then checked: a write of the key since the flight took off,
+                    // before or after this insert, made the value stale. Removing it costs a
+                    // miss at worst; keeping it would serve the stale value.
+                    if flight.outdated() {
+                        let _ = self.store.remove(key);
+                    }
                 }
-                land(Outcome::Done(value.clone()));
+                flight.land(Outcome::Done(value.clone()));
                 Ok(value)
             }
             Err(error) => {
                 let error = Arc::new(error);
-                land(Outcome::Failed(error.clone()));
+                flight.land(Outcome::Failed(error.clone()));
                 Err(error)
             }
         }

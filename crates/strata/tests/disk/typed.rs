@@ -114,3 +114,47 @@ fn the_store_is_shared_between_clones() {
     clone.insert(b"k", b"v").unwrap();
     assert_eq!(store.get(b"k").unwrap(), Some(b"v".to_vec()));
 }
+
+/// A write of the key while `get_with` computes it wins: the computed value, read from the
+/// source before the write, goes to the caller but is not kept. (Unlike the memory tier, an
+/// insert during the load may leave nothing, never the computed value: the leader stores,
+/// then finds its flight outdated and removes what it stored, or what came after.)
+#[test]
+fn a_write_during_a_load_is_not_undone_by_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache: Arc<DiskCache<u32, String>> =
+        Arc::new(DiskCache::new(builder(dir.path()).open().unwrap()));
+    let during = |write: &dyn Fn(&DiskCache<u32, String>)| {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let loader = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache.get_with(1, || {
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    "computed from the old row".to_string()
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        write(&cache);
+        go_tx.send(()).unwrap();
+        assert_eq!(loader.join().unwrap(), "computed from the old row");
+        cache.get(&1).unwrap()
+    };
+    assert_eq!(
+        during(&|c| {
+            c.remove(&1).unwrap();
+        }),
+        None
+    );
+    let new_row = "the new row".to_string();
+    let after_insert = during(&|c| c.insert(&1, &new_row).unwrap());
+    assert!(after_insert.is_none() || after_insert == Some(new_row.clone()));
+    cache.remove(&1).unwrap();
+    assert_eq!(
+        during(&|c| c.insert(&2, &new_row).unwrap()).as_deref(),
+        Some("computed from the old row")
+    );
+}

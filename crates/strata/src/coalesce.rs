@@ -107,10 +107,11 @@ impl<K: Hash + Eq, V> Flights<K, V> {
         &self.shards[(hash >> 32) as usize & (self.shards.len() - 1)]
     }
 
-    /// A write of `key` (`hash`): its flight, if one is in the air, must not cache its value.
-    /// The cache calls this under the lock of the key's cache shard, and the leader checks
-    /// under the same lock before it caches: either the write comes after the leader's
-    /// value, or the leader sees it. One relaxed load when no flight is in the air.
+    /// A write of `key` (`hash`): its flight, if one is in the air, must not keep its value.
+    /// Called before the write lands. The memory tier calls it under the key's shard lock,
+    /// where the leader checks before it inserts; `DiskCache` has no such lock, and its
+    /// leader checks after its own insert and takes it back if outdated. Either way, the
+    /// leader's value never stays over the write. One load when no flight is in the air.
     #[inline]
     pub(crate) fn outdate<Q>(&self, hash: u64, key: &Q)
     where

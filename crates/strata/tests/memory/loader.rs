@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -35,17 +36,26 @@ fn fresh_values_are_not_recomputed() {
     );
 }
 
-#[test]
-fn stale_while_revalidate_serves_the_old_value_and_refreshes_once() {
-    let clock = MockClock::new();
-    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+/// A refresh, as the loader hands it to its executor.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A loader with a 60 s stale-while-revalidate window whose executor queues refreshes, so
+/// that the test decides when they run; and the queue.
+fn queued_refreshes(clock: &MockClock) -> (Loader<&'static str, u64>, Receiver<Job>) {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let tx = std::sync::Mutex::new(tx);
-    // The executor queues refreshes so the test decides when they run.
-    let l = loader(&clock)
+    let l = loader(clock)
         .stale_while_revalidate(60 * SEC)
         .executor(move |job| tx.lock().expect("lock").send(job).expect("queue"))
         .build()
         .expect("valid config");
+    (l, rx)
+}
+
+#[test]
+fn stale_while_revalidate_serves_the_old_value_and_refreshes_once() {
+    let clock = MockClock::new();
+    let (l, rx) = queued_refreshes(&clock);
     l.get("k", || 1);
     clock.advance(11 * SEC);
     let refreshes = Arc::new(AtomicU64::new(0));
@@ -218,13 +228,7 @@ async fn async_stale_while_revalidate_refreshes_in_the_background() {
 #[test]
 fn an_invalidation_during_a_refresh_is_not_undone_by_it() {
     let clock = MockClock::new();
-    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
-    let tx = std::sync::Mutex::new(tx);
-    let l = loader(&clock)
-        .stale_while_revalidate(60 * SEC)
-        .executor(move |job| tx.lock().expect("lock").send(job).expect("queue"))
-        .build()
-        .expect("valid config");
+    let (l, rx) = queued_refreshes(&clock);
     l.get("k", || 1);
     clock.advance(11 * SEC);
     let (started_tx, started_rx) = std::sync::mpsc::channel();

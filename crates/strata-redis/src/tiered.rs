@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -20,6 +20,24 @@ use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::stats::TierStats;
 use crate::tier::RedisTier;
+
+/// A `get_with` load in flight in this process.
+struct Flight<V> {
+    /// Its callers share the one value.
+    cell: OnceCell<V>,
+    /// The key was written through this cache since the load began: the value it stored
+    /// may predate the write, and is taken back (see `get_with`).
+    outdated: AtomicBool,
+}
+
+impl<V> Default for Flight<V> {
+    fn default() -> Self {
+        Self {
+            cell: OnceCell::new(),
+            outdated: AtomicBool::new(false),
+        }
+    }
+}
 
 /// At most this many keys in one invalidation message (a tag's members).
 const KEYS_PER_MESSAGE: usize = 1024;
@@ -196,7 +214,7 @@ struct Inner<V> {
     subscription: Arc<Subscription>,
     subscriber: Option<JoinHandle<()>>,
     /// In-flight loads in this process, one per key.
-    flights: Mutex<HashMap<Vec<u8>, Arc<OnceCell<V>>>>,
+    flights: Mutex<HashMap<Vec<u8>, Arc<Flight<V>>>>,
 }
 
 impl<V> Drop for Inner<V> {
@@ -425,6 +443,7 @@ where
         tags: &[Tag],
     ) -> Result<()> {
         let key = encode(key, "key")?;
+        self.outdate(&key);
         self.insert_bytes(&key, &value, ttl, tags).await
     }
 
@@ -461,6 +480,12 @@ where
     /// [`Error::Encode`]; in strict mode, a Redis failure.
     pub async fn remove(&self, key: &K) -> Result<()> {
         let key = encode(key, "key")?;
+        self.outdate(&key);
+        self.remove_bytes(key).await
+    }
+
+    /// Removes `key` (encoded) from every tier, here and elsewhere.
+    async fn remove_bytes(&self, key: Vec<u8>) -> Result<()> {
         if let Some(redis) = &self.inner.redis {
             redis.remove(&key).await?;
         }
@@ -476,6 +501,7 @@ where
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
+        self.outdate_all();
         let n = match &self.inner.redis {
             Some(redis) => {
                 // Redis deletes every key its tag set lists, some of them rewritten without
@@ -511,6 +537,7 @@ where
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn invalidate_all(&self) -> Result<()> {
+        self.outdate_all();
         if let Some(redis) = &self.inner.redis {
             redis.invalidate_all().await?;
         }
@@ -540,22 +567,47 @@ where
         if let Some(v) = self.get_bytes(&key).await? {
             return Ok(v);
         }
-        let cell = self
+        let flight = self
             .inner
             .flights
             .lock()
             .entry(key.clone())
             .or_default()
             .clone();
-        let result = cell
-            .get_or_try_init(|| self.load(&key, init))
+        let result = flight
+            .cell
+            .get_or_try_init(|| async {
+                let value = self.load(&key, init).await?;
+                // Stored, then checked: a write of the key through this cache since the load
+                // began (marked before it landed) means the value stored may predate it.
+                // Taking it back costs a miss at worst; keeping it would serve it.
+                if flight.outdated.load(Ordering::SeqCst) {
+                    self.remove_bytes(key.clone()).await?;
+                }
+                Ok::<V, Error>(value)
+            })
             .await
             .cloned();
         let mut flights = self.inner.flights.lock();
-        if flights.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+        if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             flights.remove(&key);
         }
         result
+    }
+
+    /// Before a write of `key` through this cache: a load of it in flight must not keep its
+    /// value (see `get_with`).
+    fn outdate(&self, key: &[u8]) {
+        if let Some(flight) = self.inner.flights.lock().get(key) {
+            flight.outdated.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Before a write that may concern any key: every load in flight is outdated.
+    fn outdate_all(&self) {
+        for flight in self.inner.flights.lock().values() {
+            flight.outdated.store(true, Ordering::SeqCst);
+        }
     }
 
     /// The leader's load: lease, or wait for the lease holder's value.

@@ -391,3 +391,38 @@ async fn concurrent_writers_in_a_cluster() {
     };
     concurrent_writers_leave_every_client_reading_what_redis_holds(config).await;
 }
+
+/// A removal of the key while `get_with` computes it in this process wins: the computed
+/// value, read from the source before the removal, goes to the caller, but neither the local
+/// tiers nor Redis keep it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_during_a_load_is_not_undone_by_it() {
+    let Some(config) = standalone_config("loadrace") else {
+        return;
+    };
+    let cache = std::sync::Arc::new(tiered(config.clone(), None).await);
+    let truth: TieredCache<String, String> =
+        TieredCache::builder().redis(config).build().await.unwrap();
+    let key = "row".to_string();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let loader = {
+        let (cache, key) = (cache.clone(), key.clone());
+        tokio::spawn(async move {
+            cache
+                .get_with(key, async move {
+                    started_tx.send(()).unwrap();
+                    go_rx.await.unwrap();
+                    "computed from the old row".to_string()
+                })
+                .await
+                .unwrap()
+        })
+    };
+    started_rx.await.unwrap();
+    cache.remove(&key).await.unwrap();
+    go_tx.send(()).unwrap();
+    assert_eq!(loader.await.unwrap(), "computed from the old row");
+    assert_eq!(cache.get(&key).await.unwrap(), None, "locally");
+    assert_eq!(truth.get(&key).await.unwrap(), None, "in Redis");
+}

@@ -522,9 +522,6 @@ where
     /// lacks. Returns `loans`, held until the lenders settle, and the loan; nothing for an
     /// entry heavier than the whole cache, which the shard refuses.
     fn borrow(&self, hash: u64, weight: u64) -> (Option<MutexGuard<'_, ()>>, u64) {
-        if weight > self.capacity() {
-            return (None, 0);
-        }
         let guard = self.inner.loans.lock();
         let home = self.inner.shards[self.shard_index(hash)]
             .read()

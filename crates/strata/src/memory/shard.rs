@@ -448,11 +448,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// `loan` to what the entry borrowed (see [`lend`](Self::lend)), evicts the entry if it is
     /// still too heavy (as `insert` would refuse it), then evicts down to the capacity.
     pub(crate) fn grant(&mut self, idx: u32, loan: u64, out: &mut Removals<'_, K, V>) {
-        if loan > 0 {
-            self.resize(self.capacity + loan);
-            *self.loans.entry(idx).or_default() += loan;
-            self.borrowed += loan;
-        }
+        self.resize(self.capacity + loan);
+        self.record_loan(idx, loan);
         if u64::from(self.entry(idx).weight) > self.capacity {
             self.evict_entry(idx, out);
         }
@@ -548,11 +545,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         out: &mut Removals<'_, K, V>,
     ) -> bool {
         let untimed = new.expires_at == NEVER && self.tti.is_none();
-        if new.loan > 0 {
-            // It did not fit with what it had borrowed already: it now needs both loans.
-            *self.loans.entry(idx).or_default() += new.loan;
-            self.borrowed += new.loan;
-        }
+        // It did not fit with what it had borrowed already: it now needs both loans.
+        self.record_loan(idx, new.loan);
         let entry = self.entry_mut(idx);
         let old_value = std::mem::replace(&mut entry.value, new.value);
         entry.mark_hit();
@@ -661,10 +655,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         if !new.tags.is_empty() {
             self.set_tags(idx, new.tags);
         }
-        if new.loan > 0 {
-            self.loans.insert(idx, new.loan);
-            self.borrowed += new.loan;
-        }
+        self.record_loan(idx, new.loan);
         if self.table.len() > self.sketch.room() {
             self.sketch.reserve(self.table.len());
         }
@@ -1112,6 +1103,15 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             self.deadlines.clear();
         }
         (entry.key, entry.value)
+    }
+
+    /// Adds `loan` (capacity the shard was just lent for it) to what the entry at `idx`
+    /// borrowed; it goes back when the entry leaves (`unlink_entry`).
+    fn record_loan(&mut self, idx: u32, loan: u64) {
+        if loan > 0 {
+            *self.loans.entry(idx).or_default() += loan;
+            self.borrowed += loan;
+        }
     }
 
     /// Shrinks back by `amount` borrowed capacity, which `out` carries back to the lenders.

@@ -13,7 +13,7 @@ use crate::coalesce::{Flights, LeaderGuard};
 use crate::listener::{Listener, RemovalCause, SyncListener};
 use crate::memory::adaptation::{ADAPT_EVERY_INSERTS, Adaptation};
 use crate::memory::builder::CacheBuilder;
-use crate::memory::removals::Removals;
+use crate::memory::removals::{Removals, Repaid};
 use crate::memory::shard::{NEVER, NewEntry, Shard, Updated};
 use crate::options::InsertOptions;
 use crate::policy::minisim::Shape;
@@ -112,8 +112,11 @@ pub(super) struct Inner<K, V, S> {
     adaptation: Adaptation,
     /// Held while capacity moves between shards (see [`Shard::lend`]). Taken before any
     /// shard's lock, or only tried while holding one (`grant`). Whoever holds several shard
-    /// locks at once holds it: so no two threads wait for each other's shards.
-    loans: Mutex<()>,
+    /// locks at once holds it: so no two threads wait for each other's shards. It holds the
+    /// loans' epoch: a new bound ends every loan and starts the next epoch, and a loan given
+    /// back from an earlier one is void (its remover let go of the shard's lock before
+    /// handing it back, and a new bound may have come between).
+    loans: Mutex<u64>,
 }
 
 /// A weighted shard's sketch is first sized for this many keys (it cannot know how many it
@@ -220,7 +223,7 @@ where
                 hasher: parts.hasher,
                 stats: ThreadCounters::new(),
                 adaptation,
-                loans: Mutex::new(()),
+                loans: Mutex::new(0),
             }),
         }
     }
@@ -382,13 +385,13 @@ where
             if !self.may_write(hash, &new.key, load) {
                 // Outdated meanwhile: the lenders take their loan back, nobody evicts.
                 drop(cell);
-                self.repay_locked(new.loan);
+                self.return_loan(new.loan);
                 return;
             }
             self.insert_locked(&mut cell, new, ttl, &mut removals)
         };
-        if loans.is_some() {
-            self.settle_loans(&mut removals);
+        if let Some(epoch) = &loans {
+            self.settle_loans(**epoch, &mut removals);
         }
         drop(loans);
         self.after_insert(hash, weight, added, adapt, removals);
@@ -484,7 +487,8 @@ where
     #[cold]
     #[inline(never)]
     fn split(&self, entries: u64) {
-        let _loans = self.inner.loans.lock();
+        // No loan to end: one shard lends nothing.
+        let epoch = self.inner.loans.lock();
         if !self.inner.unsplit.swap(false, Ordering::Relaxed) {
             return;
         }
@@ -500,8 +504,8 @@ where
             if i > 0 {
                 cell.shard.size_sketch(WEIGHTED_SKETCH_KEYS);
             }
-            cell.shard
-                .set_capacity(share(capacity, n as u64, i as u64), &mut removals);
+            let share = share(capacity, n as u64, i as u64);
+            cell.shard.set_capacity(share, *epoch, &mut removals);
         }
         self.inner.mask.store(n - 1, Ordering::Relaxed);
         let now = self.now();
@@ -512,7 +516,7 @@ where
                 .insert(new, accessed.unwrap_or(now), &mut removals);
         }
         drop(cells);
-        drop(_loans);
+        drop(epoch);
         self.finish(removals);
     }
 
@@ -521,7 +525,7 @@ where
     /// all shards (the home shard evicts its part itself), and at least what the home shard
     /// lacks. Returns `loans`, held until the lenders settle, and the loan; nothing for an
     /// entry heavier than the whole cache, which the shard refuses.
-    fn borrow(&self, hash: u64, weight: u64) -> (Option<MutexGuard<'_, ()>>, u64) {
+    fn borrow(&self, hash: u64, weight: u64) -> (Option<MutexGuard<'_, u64>>, u64) {
         let guard = self.inner.loans.lock();
         let home = self.inner.shards[self.shard_index(hash)]
             .read()
@@ -557,11 +561,11 @@ where
 
     /// After a heavy entry's insert: the lenders evict down to what they have left. If the
     /// policy turned the entry away, its loan goes back first and they evict nothing. The
-    /// caller holds `loans`.
+    /// caller holds `loans`, of `epoch`.
     #[cold]
     #[inline(never)]
-    fn settle_loans(&self, removals: &mut Removals<'_, K, V>) {
-        self.repay_locked(removals.take_repaid());
+    fn settle_loans(&self, epoch: u64, removals: &mut Removals<'_, K, V>) {
+        self.repay_locked(epoch, removals.take_repaid());
         for lock in self.inner.shards.iter() {
             let mut cell = lock.write();
             if cell.shard.lent() > 0 {
@@ -569,19 +573,27 @@ where
             }
         }
         // A lender may have evicted a heavy entry of its own.
-        self.repay_locked(removals.take_repaid());
+        self.repay_locked(epoch, removals.take_repaid());
     }
 
     /// Gives capacity that heavy entries handed back by leaving to the shards that lent it.
     #[cold]
     #[inline(never)]
-    fn repay(&self, amount: u64) {
-        let _loans = self.inner.loans.lock();
-        self.repay_locked(amount);
+    fn repay(&self, repaid: Repaid) {
+        let epoch = self.inner.loans.lock();
+        self.repay_locked(*epoch, repaid);
     }
 
-    /// [`repay`](Self::repay), for a caller that holds `loans`.
-    fn repay_locked(&self, mut amount: u64) {
+    /// [`repay`](Self::repay), for a caller that holds `loans`, of `epoch`. A loan lent
+    /// before the epoch began is void: the new bound gave every shard its share.
+    fn repay_locked(&self, epoch: u64, repaid: Repaid) {
+        if repaid.epoch == epoch {
+            self.return_loan(repaid.amount);
+        }
+    }
+
+    /// The lenders take back `amount`, lent in the current epoch. The caller holds `loans`.
+    fn return_loan(&self, mut amount: u64) {
         for lock in self.inner.shards.iter() {
             if amount == 0 {
                 break;
@@ -639,8 +651,8 @@ where
             };
             (!matches!(updated, Updated::Missing), loans)
         };
-        if loans.is_some() {
-            self.settle_loans(&mut removals);
+        if let Some(epoch) = &loans {
+            self.settle_loans(**epoch, &mut removals);
         }
         drop(loans);
         self.finish(removals);
@@ -662,7 +674,7 @@ where
         slot: u32,
         weight: u32,
         removals: &mut Removals<'_, K, V>,
-    ) -> Option<MutexGuard<'_, ()>> {
+    ) -> Option<MutexGuard<'_, u64>> {
         let loans = self.inner.loans.try_lock();
         let loan = loans.as_ref().map_or(0, |_| {
             self.lend_to(hash, cell.shard.capacity(), u64::from(weight))
@@ -809,17 +821,20 @@ where
             // Loans end: every shard gets its share of the new bound. First every shard
             // shrinks to it if above (a borrower included), then every shard grows to it: the
             // shards' capacities never add up to more than the old or the new bound.
-            let _loans = self.inner.loans.lock();
+            let mut epoch = self.inner.loans.lock();
+            *epoch += 1;
             let in_use = self.in_use() as u64;
             let shards = &self.inner.shards[..in_use as usize];
             for (i, lock) in shards.iter().enumerate() {
                 let mut cell = lock.write();
                 let shrunk = cell.shard.capacity().min(share(capacity, in_use, i as u64));
-                cell.shard.set_capacity(shrunk, &mut removals);
+                cell.shard.set_capacity(shrunk, *epoch, &mut removals);
             }
             for (i, lock) in shards.iter().enumerate() {
                 let share = share(capacity, in_use, i as u64);
-                lock.write().shard.set_capacity(share, &mut removals);
+                lock.write()
+                    .shard
+                    .set_capacity(share, *epoch, &mut removals);
             }
         }
         self.finish(removals);
@@ -858,7 +873,7 @@ where
     #[inline]
     fn finish_counted(&self, mut removals: Removals<'_, K, V>, counters: &Block) {
         let repaid = removals.take_repaid();
-        if repaid > 0 {
+        if repaid.amount > 0 {
             self.repay(repaid);
         }
         let entries = removals.finish(counters);
@@ -1069,12 +1084,22 @@ mod tests {
                     }
                     Op::GetWith(key) => {
                         version += 1;
-                        let got = cache.get_with(key, || version);
-                        match model.get_mut(&key).filter(|m| m.alive(now, idle)) {
-                            // Still cached: a hit, an access.
-                            Some(m) if got == m.value => m.last_access = now,
+                        let loaded = std::cell::Cell::new(false);
+                        let got = cache.get_with(key, || {
+                            loaded.set(true);
+                            version
+                        });
+                        let live = model.get_mut(&key).filter(|m| m.alive(now, idle));
+                        match live {
+                            // Still cached: a hit, an access. (Told by the loader not running,
+                            // not by the value: an updated value may equal the new version.)
+                            Some(m) if !loaded.get() => {
+                                prop_assert_eq!(got, m.value, "key {} returned a stale value", key);
+                                m.last_access = now;
+                            }
+                            None if !loaded.get() => prop_assert!(false, "key {} returned {} though dead", key, got),
                             _ => {
-                                prop_assert_eq!(got, version, "key {} loaded a stale or dead value", key);
+                                prop_assert_eq!(got, version, "key {} did not return its load", key);
                                 let deadline = ttl_of(None, version).map(|t| now + u64::from(t));
                                 model.insert(key, Model { value: version, deadline, tag: None, last_access: now });
                             }
@@ -1262,6 +1287,9 @@ mod tests {
     }
 
     /// A cache of 8,000 bytes in 8 shards (a 1,000-byte share each), pinned to TinyLFU.
+    /// Tests fill it with 40 entries of 10 bytes: the hasher is seeded per process, and 40
+    /// sequential keys sometimes crowd into a few shards; 400 bytes fit beside a 3,000-byte
+    /// entry in any one shard, so whatever the spread, nothing needs evicting.
     fn bytes_cache() -> Cache<u32, Vec<u8>> {
         Cache::builder()
             .max_capacity(8_000)
@@ -1296,7 +1324,7 @@ mod tests {
     fn an_entry_heavier_than_its_shard_borrows_from_the_others() {
         let cache = bytes_cache();
         for key in 0..40 {
-            cache.insert(key, vec![0; 50]);
+            cache.insert(key, vec![0; 10]);
         }
         cache.insert(1_000, vec![0; 3_000]);
         assert_eq!(cache.get(&1_000).map(|v| v.len()), Some(3_000));
@@ -1324,9 +1352,17 @@ mod tests {
             cache.insert(key, vec![0; 50]);
         }
         let held: Vec<u32> = (0..200).filter(|key| cache.contains_key(key)).collect();
+        // A key whose shard is full, so that it must displace entries there: a shard that
+        // the hasher left emptier would take it without a duel.
+        let heavy = (1_000..)
+            .find(|key: &u32| {
+                let home = cache.shard_index(cache.inner.hasher.hash_one(key));
+                cache.inner.shards[home].read().shard.weight() >= 950
+            })
+            .expect("200 keys of 50 bytes fill some shard of 1,000");
         let evicted = cache.stats().evicted_size;
-        cache.insert(1_000, vec![0; 3_000]);
-        assert_eq!(cache.get(&1_000), None);
+        cache.insert(heavy, vec![0; 3_000]);
+        assert_eq!(cache.get(&heavy), None);
         assert!(held.iter().all(|key| cache.contains_key(key)));
         assert_eq!(cache.stats().evicted_size, evicted + 1);
         assert_no_loans(&cache, 1_000);
@@ -1345,6 +1381,28 @@ mod tests {
         assert_no_loans(&cache, 2_000);
     }
 
+    /// A loan that comes back after a new bound ended the loans is void: the bound gave every
+    /// shard its share, and what the shards have lent since is another entry's. (Paid back
+    /// to them, it made capacity: a remover hands the loan back after its shard's lock, and
+    /// a thread changing the bound can come between.)
+    #[test]
+    fn a_loan_repaid_after_a_new_bound_is_void() {
+        let cache = bytes_cache();
+        cache.insert(1_000, vec![0; 3_000]);
+        // A remover, up to the moment it hands the loan back.
+        let hash = cache.inner.hasher.hash_one(1_000_u32);
+        let mut removals = cache.removals();
+        let removed = (cache.write_shard(hash).shard).remove(hash, &1_000, || 0, &mut removals);
+        assert!(removed.is_some());
+        cache.set_max_capacity(8_000);
+        cache.insert(2_000, vec![0; 3_000]);
+        assert!(cache.contains_key(&2_000));
+        cache.finish(removals);
+        cache.check();
+        cache.remove(&2_000);
+        assert_no_loans(&cache, 1_000);
+    }
+
     /// An entry that an update makes heavier than its shard keeps its place, as one
     /// inserted that heavy would: the other shards lend. Made heavier than the whole cache, it
     /// is evicted, and the loans go back.
@@ -1352,7 +1410,7 @@ mod tests {
     fn an_update_that_outgrows_the_shard_borrows() {
         let cache = bytes_cache();
         for key in 0..40 {
-            cache.insert(key, vec![0; 50]);
+            cache.insert(key, vec![0; 10]);
         }
         cache.insert(1_000, vec![0; 500]);
         assert!(cache.update(&1_000, |v| v.resize(3_000, 1)));
@@ -1432,6 +1490,9 @@ mod tests {
                         cache.inner.shards.iter().map(|s| s.try_read()).collect();
                     if let Some(shards) = shards {
                         let weight: u64 = shards.iter().map(|cell| cell.shard.weight()).sum();
+                        let capacity: u64 = shards.iter().map(|cell| cell.shard.capacity()).sum();
+                        // A bound changing meanwhile is at most `CAPACITY`.
+                        assert!(capacity <= CAPACITY, "capacity made: {capacity}");
                         assert!(weight <= CAPACITY + HEAVY as u64, "{weight}");
                         snapshots += 1;
                     }

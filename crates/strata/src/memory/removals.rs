@@ -13,7 +13,15 @@ pub(crate) struct Removals<'a, K, V> {
     counts: [u64; 5],
     /// Capacity that entries heavier than their shard's share had borrowed from the other
     /// shards, and gave back by leaving (see `Shard::lend`).
-    repaid: u64,
+    repaid: Repaid,
+}
+
+/// Capacity that heavy entries gave back by leaving, and the epoch of the loans it was lent
+/// in (the cache's `loans`): a repayment from an earlier epoch is void.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Repaid {
+    pub(crate) amount: u64,
+    pub(crate) epoch: u64,
 }
 
 impl<'a, K, V> Removals<'a, K, V> {
@@ -23,17 +31,24 @@ impl<'a, K, V> Removals<'a, K, V> {
             sync,
             entries: Vec::new(),
             counts: [0; 5],
-            repaid: 0,
+            repaid: Repaid::default(),
         }
     }
 
-    /// Records capacity a leaving entry gives back to the shards it borrowed from.
-    pub(crate) fn repay(&mut self, amount: u64) {
-        self.repaid += amount;
+    /// Records capacity a leaving entry gives back to the shards it borrowed from, lent in
+    /// `epoch`. A write may go through several shards while a new bound begins a new epoch:
+    /// then only what was lent in the latest counts.
+    pub(crate) fn repay(&mut self, amount: u64, epoch: u64) {
+        let repaid = &mut self.repaid;
+        if epoch > repaid.epoch {
+            *repaid = Repaid { amount, epoch };
+        } else if epoch == repaid.epoch {
+            repaid.amount += amount;
+        }
     }
 
     /// The capacity given back so far, which the caller now hands to the lenders.
-    pub(crate) fn take_repaid(&mut self) -> u64 {
+    pub(crate) fn take_repaid(&mut self) -> Repaid {
         std::mem::take(&mut self.repaid)
     }
 

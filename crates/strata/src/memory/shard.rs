@@ -209,6 +209,8 @@ pub(crate) struct Shard<K, V, S> {
     borrowed: u64,
     /// The capacity each heavy entry borrowed, by slot (see [`Shard::lend`]).
     loans: HashMap<u32, u64>,
+    /// The epoch of the loans (see the cache's `loans`), which a new bound ends.
+    loan_epoch: u64,
 }
 
 impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
@@ -242,6 +244,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             lent: 0,
             borrowed: 0,
             loans: HashMap::default(),
+            loan_epoch: 0,
         };
         shard.set_shape(crate::policy::minisim::INITIAL);
         shard
@@ -272,8 +275,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Changes the shard's capacity, keeping its shape, and evicts down to it. Loans are
-    /// forgotten: every shard gets its new share.
-    pub(crate) fn set_capacity(&mut self, capacity: u64, out: &mut Removals<'_, K, V>) {
+    /// forgotten: every shard gets its new share, and the loans from now on are of `epoch`.
+    pub(crate) fn set_capacity(&mut self, capacity: u64, epoch: u64, out: &mut Removals<'_, K, V>) {
+        self.loan_epoch = epoch;
         self.lent = 0;
         self.borrowed = 0;
         self.loans.clear();
@@ -1118,7 +1122,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     fn repay(&mut self, amount: u64, out: &mut Removals<'_, K, V>) {
         if amount > 0 {
             self.resize(self.capacity - amount);
-            out.repay(amount);
+            out.repay(amount, self.loan_epoch);
         }
     }
 

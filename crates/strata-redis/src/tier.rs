@@ -6,7 +6,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -14,7 +14,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{AsyncCommands, Cmd, FromRedisValue, Pipeline, RedisResult, Value};
+use redis::{
+    AsyncCommands, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisResult, ServerErrorKind, Value,
+};
 
 use crate::config::RedisConfig;
 use crate::error::Result;
@@ -103,6 +105,12 @@ elseif current == -2 or (current >= 0 and current < ttl) then
   redis.call('pexpire', KEYS[1], ttl)
 end
 return 1";
+
+/// [`TAG`], for its SHA1.
+fn tag_script() -> &'static redis::Script {
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(TAG));
+    &SCRIPT
+}
 
 const RELEASE: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -255,20 +263,35 @@ impl RedisTier {
         if ttl_ms > 0 {
             set.arg("PX").arg(ttl_ms);
         }
-        let mut cmds = vec![set];
-        for tag in tags {
-            cmds.push(
-                redis::cmd("EVAL")
-                    .arg(TAG)
+        // The tag script by its SHA1; sent whole only to a server that lacks it (restarted,
+        // or `SCRIPT FLUSH`ed), which keeps it from then on. Both commands are idempotent,
+        // so the whole batch goes again.
+        let batch = |by_sha: bool| {
+            let mut cmds = vec![set.clone()];
+            for tag in tags {
+                let mut tag_cmd = if by_sha {
+                    redis::cmd("EVALSHA").arg(tag_script().get_hash()).clone()
+                } else {
+                    redis::cmd("EVAL").arg(TAG).clone()
+                };
+                tag_cmd
                     .arg(1)
                     .arg(self.tag_key(tag))
                     .arg(&data_key)
-                    .arg(ttl_ms)
-                    .clone(),
-            );
-        }
-        self.run((), async { self.inner.conn.many(cmds).await.map(drop) })
-            .await
+                    .arg(ttl_ms);
+                cmds.push(tag_cmd);
+            }
+            cmds
+        };
+        self.run((), async {
+            match self.inner.conn.many(batch(true)).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    self.inner.conn.many(batch(false)).await.map(drop)
+                }
+                done => done.map(drop),
+            }
+        })
+        .await
     }
 
     /// Removes `key`; true if it existed.

@@ -6,7 +6,7 @@ use redis::AsyncCommands;
 use strata::Tag;
 use strata_redis::{RedisConfig, RedisTier};
 
-use crate::{cluster_config, raw, standalone, standalone_config};
+use crate::{cluster, cluster_config, raw, standalone, standalone_config};
 
 #[tokio::test]
 async fn ttl_is_set_with_px_and_reported_back() {
@@ -75,6 +75,67 @@ async fn tags_in_a_cluster() {
         return;
     };
     tags_work(config).await;
+}
+
+/// `EVALSHA` calls the nodes have served so far (from `INFO commandstats`).
+async fn evalsha_calls(nodes: &[String]) -> u64 {
+    let mut calls = 0;
+    for url in nodes {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut raw(url).await)
+            .await
+            .unwrap();
+        calls += info
+            .lines()
+            .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    calls
+}
+
+/// The tag script goes by its SHA1, and whole only to a node that lacks it: after a
+/// `SCRIPT FLUSH` (or a restart) every key is still tagged, and the writes after the first
+/// to each node go by `EVALSHA` again.
+async fn tags_outlive_a_script_flush(config: RedisConfig, nodes: &[String]) {
+    let tier = RedisTier::connect(config).await.unwrap();
+    let tag = [Tag::from("flushed")];
+    for url in nodes {
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut raw(url).await)
+            .await
+            .unwrap();
+    }
+    for i in 0..20 {
+        let key = format!("k{i}");
+        tier.insert(key.as_bytes(), b"v", None, &tag).await.unwrap();
+    }
+    let before = evalsha_calls(nodes).await;
+    for i in 20..40 {
+        let key = format!("k{i}");
+        tier.insert(key.as_bytes(), b"v", None, &tag).await.unwrap();
+    }
+    // A lower bound: other tests' writes may add to it, never take from it.
+    assert!(evalsha_calls(nodes).await >= before + 20);
+    assert_eq!(tier.invalidate_tag("flushed").await.unwrap(), 40);
+}
+
+#[tokio::test]
+async fn tags_outlive_a_script_flush_standalone() {
+    let (Some(config), Some(url)) = (standalone_config("flush"), standalone()) else {
+        return;
+    };
+    tags_outlive_a_script_flush(config, &[url]).await;
+}
+
+#[tokio::test]
+async fn tags_outlive_a_script_flush_in_a_cluster() {
+    let (Some(config), Some(nodes)) = (cluster_config("flush"), cluster()) else {
+        return;
+    };
+    tags_outlive_a_script_flush(config, &nodes).await;
 }
 
 async fn invalidate_all_is_namespaced(config: RedisConfig, foreign_url: &str) {

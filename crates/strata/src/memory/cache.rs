@@ -1287,9 +1287,6 @@ mod tests {
     }
 
     /// A cache of 8,000 bytes in 8 shards (a 1,000-byte share each), pinned to TinyLFU.
-    /// Tests fill it with 40 entries of 10 bytes: the hasher is seeded per process, and 40
-    /// sequential keys sometimes crowd into a few shards; 400 bytes fit beside a 3,000-byte
-    /// entry in any one shard, so whatever the spread, nothing needs evicting.
     fn bytes_cache() -> Cache<u32, Vec<u8>> {
         Cache::builder()
             .max_capacity(8_000)
@@ -1298,6 +1295,17 @@ mod tests {
             .eviction_policy(EvictionPolicy::tiny_lfu())
             .build()
             .expect("valid config")
+    }
+
+    /// [`bytes_cache`] holding 40 entries of 10 bytes. The hasher is seeded per process, and
+    /// 40 sequential keys sometimes crowd into a few shards: 400 bytes fit beside a 3,000-byte
+    /// entry in any one shard, so whatever the spread, nothing needs evicting.
+    fn lightly_filled() -> Cache<u32, Vec<u8>> {
+        let cache = bytes_cache();
+        for key in 0..40 {
+            cache.insert(key, vec![0; 10]);
+        }
+        cache
     }
 
     /// Each shard's capacity and what it has lent.
@@ -1322,10 +1330,7 @@ mod tests {
     /// shards lend it capacity, and have it back when it leaves.
     #[test]
     fn an_entry_heavier_than_its_shard_borrows_from_the_others() {
-        let cache = bytes_cache();
-        for key in 0..40 {
-            cache.insert(key, vec![0; 10]);
-        }
+        let cache = lightly_filled();
         cache.insert(1_000, vec![0; 3_000]);
         assert_eq!(cache.get(&1_000).map(|v| v.len()), Some(3_000));
         assert!(cache.weighted_size() <= 8_000);
@@ -1408,10 +1413,7 @@ mod tests {
     /// is evicted, and the loans go back.
     #[test]
     fn an_update_that_outgrows_the_shard_borrows() {
-        let cache = bytes_cache();
-        for key in 0..40 {
-            cache.insert(key, vec![0; 10]);
-        }
+        let cache = lightly_filled();
         cache.insert(1_000, vec![0; 500]);
         assert!(cache.update(&1_000, |v| v.resize(3_000, 1)));
         assert_eq!(cache.peek(&1_000).map(|v| v.len()), Some(3_000));

@@ -258,16 +258,16 @@ impl RedisTier {
     ) -> Result<()> {
         let data_key = self.data_key(key);
         let ttl_ms = ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
-        let mut set = redis::cmd("SET");
-        set.arg(&data_key).arg(value);
-        if ttl_ms > 0 {
-            set.arg("PX").arg(ttl_ms);
-        }
         // The tag script by its SHA1; sent whole only to a server that lacks it (restarted,
         // or `SCRIPT FLUSH`ed), which keeps it from then on. Both commands are idempotent,
         // so the whole batch goes again.
         let batch = |by_sha: bool| {
-            let mut cmds = vec![set.clone()];
+            let mut set = redis::cmd("SET");
+            set.arg(&data_key).arg(value);
+            if ttl_ms > 0 {
+                set.arg("PX").arg(ttl_ms);
+            }
+            let mut cmds = vec![set];
             for tag in tags {
                 let mut tag_cmd = if by_sha {
                     redis::cmd("EVALSHA").arg(tag_script().get_hash()).clone()

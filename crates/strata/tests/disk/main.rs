@@ -7,6 +7,8 @@ mod concurrency;
 mod corruption;
 mod crash;
 mod full_disk;
+#[path = "../support/load_race.rs"]
+mod load_race;
 mod typed;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use strata::{DiskCache, DiskStore};
 
 use crate::builder;
+use crate::load_race::write_during_a_load;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Profile {
@@ -125,22 +126,13 @@ fn a_write_during_a_load_is_not_undone_by_it() {
     let cache: Arc<DiskCache<u32, String>> =
         Arc::new(DiskCache::new(builder(dir.path()).open().unwrap()));
     let during = |write: &dyn Fn(&DiskCache<u32, String>)| {
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let loader = {
-            let cache = cache.clone();
-            std::thread::spawn(move || {
-                cache.get_with(1, || {
-                    started_tx.send(()).unwrap();
-                    go_rx.recv().unwrap();
-                    "computed from the old row".to_string()
-                })
-            })
+        let load = |cache: &Arc<DiskCache<u32, String>>,
+                    computation: Box<dyn FnOnce() -> String + Send>| {
+            cache.get_with(1, computation)
         };
-        started_rx.recv().unwrap();
-        write(&cache);
-        go_tx.send(()).unwrap();
-        assert_eq!(loader.join().unwrap(), "computed from the old row");
+        let old = "computed from the old row".to_string();
+        let got = write_during_a_load(&cache, load, old, |cache| write(cache));
+        assert_eq!(got, "computed from the old row");
         cache.get(&1).unwrap()
     };
     assert_eq!(

@@ -171,22 +171,11 @@ fn write_during_a_load(
     cache: &Cache<u32, &'static str>,
     write: impl FnOnce(&Cache<u32, &'static str>),
 ) -> (&'static str, Option<&'static str>) {
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let loader = {
-        let cache = cache.clone();
-        std::thread::spawn(move || {
-            cache.get_with(1, || {
-                started_tx.send(()).expect("test thread");
-                go_rx.recv().expect("test thread");
-                "computed from the old row"
-            })
-        })
+    let load = |cache: &Cache<u32, &'static str>, computation: Box<dyn FnOnce() -> _ + Send>| {
+        cache.get_with(1, computation)
     };
-    started_rx.recv().expect("loader started");
-    write(cache);
-    go_tx.send(()).expect("loader waits");
-    let got = loader.join().expect("loader thread");
+    let got =
+        crate::load_race::write_during_a_load(cache, load, "computed from the old row", write);
     (got, cache.get(&1))
 }
 

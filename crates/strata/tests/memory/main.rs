@@ -1,6 +1,8 @@
 //! The in-memory tier through its public API.
 
 mod expiry;
+#[path = "../support/load_race.rs"]
+mod load_race;
 mod loader;
 mod loading;
 mod policy;

@@ -45,8 +45,10 @@ impl RedisConfig {
     }
 
     /// The prefix of every key Strata writes (default `strata`): keys are
-    /// `{prefix}:k:{key}`, tag sets `{prefix}:t:{tag}`, leases `{prefix}:l:{key}`, and the
+    /// `{prefix}:k:{key}`, tag sets `{prefix}:t:{tag}`, leases `{prefix}:l:…{key}`, and the
     /// invalidation channel `{prefix}:invalidations`. `invalidate_all` removes only these.
+    /// A prefix with a hash tag (`{app}`) puts all of them in one Cluster slot; one that opens
+    /// a hash tag without closing it is refused when connecting.
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();

@@ -1,9 +1,12 @@
 //! The Redis tier: Strata's keys in a shared Redis (standalone or Cluster).
 //!
-//! Every command touches one key, so everything works in a Cluster without hash tags: a tag
-//! set `{prefix}:t:{tag}` lists the keys carrying the tag, and invalidating the tag deletes
-//! them one `DEL` each (pipelined; the cluster client routes each to its slot's node).
+//! Nearly every command touches one key, so everything works in a Cluster without hash tags on
+//! the data keys: a tag set `{prefix}:t:{tag}` lists the keys carrying the tag, and
+//! invalidating the tag deletes them one `DEL` each (pipelined; the cluster client routes each
+//! to its slot's node). The exception is a key's lease, which its writes and its fill touch
+//! together with the key: the lease key carries a hash tag chosen to land in the key's slot.
 
+use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, LazyLock};
@@ -13,13 +16,13 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, Slot};
 use redis::{
     AsyncCommands, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisResult, ServerErrorKind, Value,
 };
 
 use crate::config::RedisConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::stats::{Counters, TierStats};
 
 #[derive(Clone)]
@@ -41,6 +44,27 @@ impl Conn {
         match self {
             Conn::Single(c) => pipe.query_async(&mut c.clone()).await,
             Conn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
+        }
+    }
+
+    /// `ordered`, commands on one slot that must run in their order, and `rest`, commands
+    /// on keys anywhere: one pipeline on one server; in a Cluster, the ordered part as a
+    /// pipeline alongside the rest (see [`many`](Self::many)).
+    async fn write(&self, ordered: Vec<Cmd>, rest: Vec<Cmd>) -> RedisResult<()> {
+        match self {
+            Conn::Single(_) => self
+                .many(ordered.into_iter().chain(rest).collect())
+                .await
+                .map(drop),
+            Conn::Cluster(_) => {
+                let mut pipe = redis::pipe();
+                for cmd in ordered {
+                    pipe.add_command(cmd).ignore();
+                }
+                futures_util::future::try_join(self.pipe::<()>(&pipe), self.many(rest))
+                    .await
+                    .map(drop)
+            }
         }
     }
 
@@ -114,14 +138,67 @@ fn tag_script() -> &'static redis::Script {
 
 const RELEASE: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
+/// A lease holder's fill: sets the data key (`KEYS[2]`) to `ARGV[2]` (TTL `ARGV[3]` ms, 0 for
+/// none) and ends the lease (`KEYS[1]`), only if the lease is still the holder's (`ARGV[1]`).
+/// Every write of the key deletes its lease first, so a value computed before a write never
+/// overwrites it, nor comes back after a removal.
+const FILL: &str = r"
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('del', KEYS[1])
+if ARGV[3] == '0' then
+  redis.call('set', KEYS[2], ARGV[2])
+else
+  redis.call('set', KEYS[2], ARGV[2], 'px', ARGV[3])
+end
+return 1";
+
+fn fill_script() -> &'static redis::Script {
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(FILL));
+    &SCRIPT
+}
+
+/// For each Cluster slot, the smallest number whose hex form hashes to it, computed once
+/// (16,384 slots, about 170,000 CRC16s): `{n}` in a lease key puts it in its data key's slot.
+fn slot_tags() -> &'static HashMap<Slot, u32> {
+    static TAGS: LazyLock<HashMap<Slot, u32>> = LazyLock::new(|| {
+        const SLOTS: usize = 16_384;
+        let mut tags = HashMap::with_capacity(SLOTS);
+        let mut n = 0_u32;
+        while tags.len() < SLOTS {
+            tags.entry(Slot::for_key(format!("{n:x}"))).or_insert(n);
+            n += 1;
+        }
+        tags
+    });
+    &TAGS
+}
+
+/// The hash tag of a key, as Redis Cluster reads it: what is between the first `{` and the
+/// first `}` after it, if not empty.
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let close = key[open..].iter().position(|&b| b == b'}')?;
+    Some(&key[open + 1..open + close]).filter(|tag| !tag.is_empty())
+}
+
 impl RedisTier {
     /// Connects. A standalone connection is lazy: it is made (and remade after a failure)
     /// in the background, so this succeeds even while Redis is down. A Cluster connection
     /// needs the cluster up to learn its slots.
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) for a malformed URL or an unreachable Cluster.
+    /// [`Error::Redis`](crate::Error::Redis) for a malformed URL or an unreachable Cluster;
+    /// [`Error::Config`](crate::Error::Config) for a prefix with a `{` and no hash tag
+    /// (`{…}`) after it.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
+        if config.prefix.contains('{') && hash_tag(config.prefix.as_bytes()).is_none() {
+            // The first `{` of every key would be the prefix's, and where a key lands would
+            // depend on a `}` in the key: leases could not follow their keys.
+            return Err(Error::Config(format!(
+                "the prefix {:?} opens a hash tag it does not close",
+                config.prefix
+            )));
+        }
         let mut pushes = None;
         let conn = if config.cluster {
             let client = ClusterClientBuilder::new(config.urls.clone())
@@ -183,8 +260,16 @@ impl RedisTier {
         format!("{}:t:{tag}", self.inner.config.prefix)
     }
 
+    /// The key of `key`'s lease, in its data key's Cluster slot: `{prefix}:l:{tag}{key}`,
+    /// where `tag` hashes to that slot; `{prefix}:l:{key}` if the prefix has a hash tag of
+    /// its own, which then places both.
     fn lease_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut out = format!("{}:l:", self.inner.config.prefix).into_bytes();
+        let prefix = &self.inner.config.prefix;
+        let mut out = format!("{prefix}:l:").into_bytes();
+        if !prefix.contains('{') {
+            let n = slot_tags()[&Slot::for_key(self.data_key(key))];
+            out.extend_from_slice(format!("{{{n:x}}}").as_bytes());
+        }
         out.extend_from_slice(key);
         out
     }
@@ -245,7 +330,9 @@ impl RedisTier {
         Ok(found)
     }
 
-    /// Stores `value` under `key` (`SET … PX ttl`), and adds the key to its tags' sets.
+    /// Stores `value` under `key` (`SET … PX ttl`), and adds the key to its tags' sets. A
+    /// load of the key under way in any process loses its lease first, so its value, computed
+    /// before this write, will not overwrite it (see [`fill`](Self::fill)).
     ///
     /// # Errors
     /// In strict mode, a Redis failure.
@@ -261,13 +348,15 @@ impl RedisTier {
         // The tag script by its SHA1; sent whole only to a server that lacks it (restarted,
         // or `SCRIPT FLUSH`ed), which keeps it from then on. Both commands are idempotent,
         // so the whole batch goes again.
+        let lease_key = self.lease_key(key);
         let batch = |by_sha: bool| {
             let mut set = redis::cmd("SET");
             set.arg(&data_key).arg(value);
             if ttl_ms > 0 {
                 set.arg("PX").arg(ttl_ms);
             }
-            let mut cmds = vec![set];
+            let ordered = vec![redis::cmd("DEL").arg(&lease_key).clone(), set];
+            let mut cmds = Vec::with_capacity(tags.len());
             for tag in tags {
                 let mut tag_cmd = if by_sha {
                     redis::cmd("EVALSHA").arg(tag_script().get_hash()).clone()
@@ -281,29 +370,33 @@ impl RedisTier {
                     .arg(ttl_ms);
                 cmds.push(tag_cmd);
             }
-            cmds
+            (ordered, cmds)
         };
         self.run((), async {
-            match self.inner.conn.many(batch(true)).await {
+            let (ordered, tagging) = batch(true);
+            match self.inner.conn.write(ordered, tagging).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    self.inner.conn.many(batch(false)).await.map(drop)
+                    let (ordered, tagging) = batch(false);
+                    self.inner.conn.write(ordered, tagging).await
                 }
-                done => done.map(drop),
+                done => done,
             }
         })
         .await
     }
 
-    /// Removes `key`; true if it existed.
+    /// Removes `key`; true if it existed. A load of the key under way in any process loses
+    /// its lease first, as in [`insert`](Self::insert).
     ///
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn remove(&self, key: &[u8]) -> Result<bool> {
-        let data_key = self.data_key(key);
-        let removed: i64 = self
-            .run(0, async {
-                self.inner.conn.cmd(redis::cmd("DEL").arg(&data_key)).await
-            })
+        let mut pipe = redis::pipe();
+        pipe.del(self.lease_key(key))
+            .ignore()
+            .del(self.data_key(key));
+        let (removed,): (i64,) = self
+            .run((0,), async { self.inner.conn.pipe(&pipe).await })
             .await?;
         Ok(removed > 0)
     }
@@ -460,6 +553,35 @@ impl RedisTier {
         }
     }
 
+    /// Stores the value `lease`'s holder computed (`SET … PX ttl`) and ends the lease, only if
+    /// the lease is still the holder's: false if a write or removal of the key came since it
+    /// was taken (or it expired, and the load may have been overtaken), and the value must not
+    /// be kept anywhere. A value computed from a source read before another process's write
+    /// would otherwise overwrite that write, or bring back what it removed, until its TTL.
+    /// True also when Redis fails in lenient mode: the local tiers keep the value, as for
+    /// [`insert`](Self::insert).
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn fill(&self, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        let ttl_ms = ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
+        let mut invocation = fill_script().key(self.lease_key(&lease.key));
+        invocation
+            .key(self.data_key(&lease.key))
+            .arg(&lease.token)
+            .arg(value)
+            .arg(ttl_ms);
+        let filled: i64 = self
+            .run(1, async {
+                match &self.inner.conn {
+                    Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+                    Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+                }
+            })
+            .await?;
+        Ok(filled == 1)
+    }
+
     /// The RESP3 push stream (once), if this tier asked for one.
     pub(crate) fn take_pushes(
         &self,
@@ -541,4 +663,54 @@ fn glob_escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tier for looking at key names; its standalone connection is lazy, so no server.
+    async fn tier(prefix: &str) -> Result<RedisTier> {
+        RedisTier::connect(RedisConfig::standalone("redis://127.0.0.1:1").prefix(prefix)).await
+    }
+
+    #[tokio::test]
+    async fn a_lease_lands_in_its_keys_cluster_slot() {
+        for prefix in ["strata", "a}b", "{app}", "x{app}y"] {
+            let tier = tier(prefix).await.unwrap();
+            // Keys with braces of their own, which could otherwise pick the slot.
+            let keys = (0..2000_u32).map(|i| match i % 4 {
+                0 => i.to_le_bytes().to_vec(),
+                1 => format!("{{user{i}}}:row").into_bytes(),
+                2 => format!("}}{i}{{").into_bytes(),
+                _ => format!("{{}}{i}").into_bytes(),
+            });
+            for key in keys {
+                assert_eq!(
+                    Slot::for_key(tier.lease_key(&key)),
+                    Slot::for_key(tier.data_key(&key)),
+                    "prefix {prefix:?}, key {key:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prefix_with_an_unclosed_hash_tag_is_refused() {
+        for prefix in ["a{b", "{}", "x{"] {
+            assert!(
+                matches!(tier(prefix).await, Err(Error::Config(_))),
+                "{prefix:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        let tags = slot_tags();
+        assert_eq!(tags.len(), 16_384);
+        for (slot, n) in tags {
+            assert_eq!(Slot::for_key(format!("{{{n:x}}}anything")), *slot);
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::coherence::{self, LocalTiers, Message, Subscription};
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::stats::TierStats;
-use crate::tier::RedisTier;
+use crate::tier::{Lease, RedisTier};
 
 /// A `get_with` load in flight in this process.
 struct Flight<V> {
@@ -447,13 +447,8 @@ where
         self.insert_bytes(&key, &value, ttl, tags).await
     }
 
-    async fn insert_bytes(
-        &self,
-        key: &[u8],
-        value: &V,
-        ttl: Option<Duration>,
-        tags: &[Tag],
-    ) -> Result<()> {
+    /// `value` as Redis stores it: its tags, then its encoding.
+    fn wrap(&self, value: &V, tags: &[Tag]) -> Result<Vec<u8>> {
         let bytes = self
             .inner
             .codec
@@ -464,6 +459,17 @@ where
             })?;
         let mut wrapped = Vec::new();
         strata::encode_tagged(tags, &bytes, &mut wrapped)?;
+        Ok(wrapped)
+    }
+
+    async fn insert_bytes(
+        &self,
+        key: &[u8],
+        value: &V,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+    ) -> Result<()> {
+        let wrapped = self.wrap(value, tags)?;
         let epoch = self.epoch(key);
         if let Some(redis) = &self.inner.redis {
             redis.insert(key, &wrapped, ttl, tags).await?;
@@ -577,12 +583,19 @@ where
         let result = flight
             .cell
             .get_or_try_init(|| async {
-                let value = self.load(&key, init).await?;
+                let (value, overwrote) = self.load(&key, init).await?;
                 // Stored, then checked: a write of the key through this cache since the load
                 // began (marked before it landed) means the value stored may predate it.
-                // Taking it back costs a miss at worst; keeping it would serve it.
+                // Taking it back costs a miss at worst; keeping it would serve it. A value
+                // read from Redis, or filled there under a lease, cannot have outlived the
+                // write in Redis (the write ended the lease, see `fill`): only the local
+                // copy goes then.
                 if flight.outdated.load(Ordering::SeqCst) {
-                    self.remove_bytes(key.clone()).await?;
+                    if overwrote {
+                        self.remove_bytes(key.clone()).await?;
+                    } else {
+                        self.inner.local.apply(&Message::Key(key.clone()));
+                    }
                 }
                 Ok::<V, Error>(value)
             })
@@ -610,12 +623,14 @@ where
         }
     }
 
-    /// The leader's load: lease, or wait for the lease holder's value.
-    async fn load(&self, key: &[u8], init: impl Future<Output = V>) -> Result<V> {
+    /// The leader's load: lease, or wait for the lease holder's value. Also whether it wrote
+    /// the value to Redis unconditionally (no lease: Redis down, or waited out), so that it
+    /// may have overwritten a later write.
+    async fn load(&self, key: &[u8], init: impl Future<Output = V>) -> Result<(V, bool)> {
         let Some(redis) = &self.inner.redis else {
             let v = init.await;
             self.insert_bytes(key, &v, None, &[]).await?;
-            return Ok(v);
+            return Ok((v, true));
         };
         let config = redis.config().clone();
         let deadline = Instant::now() + config.lease_wait;
@@ -627,19 +642,19 @@ where
                         Some(v) => v,
                         None => {
                             let v = init.await;
-                            self.insert_bytes(key, &v, None, &[]).await?;
+                            self.fill(redis, &lease, key, &v).await?;
                             v
                         }
                     };
                     redis.release(lease).await;
-                    return Ok(value);
+                    return Ok((value, false));
                 }
                 Ok(None) => {
                     // Another process computes: wait for its value, or for its lease to go.
                     while Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         if let Some(v) = self.get_bytes(key).await? {
-                            return Ok(v);
+                            return Ok((v, false));
                         }
                         if !redis.leased(key).await.unwrap_or(false) {
                             break;
@@ -648,7 +663,7 @@ where
                     if Instant::now() >= deadline {
                         let v = init.await;
                         self.insert_bytes(key, &v, None, &[]).await?;
-                        return Ok(v);
+                        return Ok((v, true));
                     }
                 }
                 Err(e) => {
@@ -658,10 +673,24 @@ where
                     }
                     let v = init.await;
                     self.insert_bytes(key, &v, None, &[]).await?;
-                    return Ok(v);
+                    return Ok((v, true));
                 }
             }
         }
+    }
+
+    /// Stores the value the lease holder computed: in Redis unless a write of the key, by any
+    /// process, came since the lease was taken (see [`RedisTier::fill`]); then, likewise, in
+    /// the local tiers. A value not stored still goes to the callers, who asked before the
+    /// write.
+    async fn fill(&self, redis: &RedisTier, lease: &Lease, key: &[u8], value: &V) -> Result<()> {
+        let wrapped = self.wrap(value, &[])?;
+        let epoch = self.epoch(key);
+        if redis.fill(lease, &wrapped, None).await? {
+            self.store_local_since(epoch, key, value, &wrapped, None, &[]);
+            self.announce(Message::Key(key.to_vec())).await;
+        }
+        Ok(())
     }
 
     /// Counters of every tier.

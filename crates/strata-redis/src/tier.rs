@@ -51,11 +51,15 @@ impl Conn {
     /// on keys anywhere: one pipeline on one server; in a Cluster, the ordered part as a
     /// pipeline alongside the rest (see [`many`](Self::many)).
     async fn write(&self, ordered: Vec<Cmd>, rest: Vec<Cmd>) -> RedisResult<()> {
+        if ordered.is_empty() && rest.is_empty() {
+            return Ok(());
+        }
         match self {
             Conn::Single(_) => self
                 .many(ordered.into_iter().chain(rest).collect())
                 .await
                 .map(drop),
+            Conn::Cluster(_) if ordered.is_empty() => self.many(rest).await.map(drop),
             Conn::Cluster(_) => {
                 let mut pipe = redis::pipe();
                 for cmd in ordered {
@@ -344,45 +348,87 @@ impl RedisTier {
         tags: &[strata::Tag],
     ) -> Result<()> {
         let data_key = self.data_key(key);
-        let ttl_ms = ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
-        // The tag script by its SHA1; sent whole only to a server that lacks it (restarted,
-        // or `SCRIPT FLUSH`ed), which keeps it from then on. Both commands are idempotent,
-        // so the whole batch goes again.
         let lease_key = self.lease_key(key);
-        let batch = |by_sha: bool| {
-            let mut set = redis::cmd("SET");
-            set.arg(&data_key).arg(value);
-            if ttl_ms > 0 {
-                set.arg("PX").arg(ttl_ms);
-            }
-            let ordered = vec![redis::cmd("DEL").arg(&lease_key).clone(), set];
-            let mut cmds = Vec::with_capacity(tags.len());
-            for tag in tags {
-                let mut tag_cmd = if by_sha {
+        let ttl_ms = millis(ttl);
+        self.run(
+            (),
+            self.write_retrying(|by_sha| {
+                let mut set = redis::cmd("SET");
+                set.arg(&data_key).arg(value);
+                if ttl_ms > 0 {
+                    set.arg("PX").arg(ttl_ms);
+                }
+                let ordered = vec![redis::cmd("DEL").arg(&lease_key).clone(), set];
+                (ordered, self.tag_commands(&data_key, ttl_ms, tags, by_sha))
+            }),
+        )
+        .await
+    }
+
+    /// Lists `key` in its tags' sets ahead of its value, for a lease holder about to compute
+    /// it: an invalidation of one of the tags from then on deletes the key's lease too, and the
+    /// value computed will not be stored (see [`fill`](Self::fill)). `ttl` is the value's.
+    ///
+    /// # Errors
+    /// In strict mode, a Redis failure.
+    pub async fn tag_ahead(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        tags: &[strata::Tag],
+    ) -> Result<()> {
+        let data_key = self.data_key(key);
+        let ttl_ms = millis(ttl);
+        self.run(
+            (),
+            self.write_retrying(|by_sha| {
+                (
+                    Vec::new(),
+                    self.tag_commands(&data_key, ttl_ms, tags, by_sha),
+                )
+            }),
+        )
+        .await
+    }
+
+    /// The commands that add `data_key` (expiring in `ttl_ms`, 0 for never) to its tags'
+    /// sets: the tag script by its SHA1, or whole for a server that lacks it.
+    fn tag_commands(
+        &self,
+        data_key: &[u8],
+        ttl_ms: u64,
+        tags: &[strata::Tag],
+        by_sha: bool,
+    ) -> Vec<Cmd> {
+        tags.iter()
+            .map(|tag| {
+                let mut cmd = if by_sha {
                     redis::cmd("EVALSHA").arg(tag_script().get_hash()).clone()
                 } else {
                     redis::cmd("EVAL").arg(TAG).clone()
                 };
-                tag_cmd
-                    .arg(1)
-                    .arg(self.tag_key(tag))
-                    .arg(&data_key)
-                    .arg(ttl_ms);
-                cmds.push(tag_cmd);
+                cmd.arg(1).arg(self.tag_key(tag)).arg(data_key).arg(ttl_ms);
+                cmd
+            })
+            .collect()
+    }
+
+    /// Sends `batch(true)` ([`Conn::write`]'s two parts), with the tag script by its SHA1. A
+    /// server that lacks the script (restarted, or `SCRIPT FLUSH`ed) answers `NOSCRIPT`; the
+    /// batch then goes again as `batch(false)`, with the script whole, which loads it there.
+    /// Every command of a batch is idempotent, so sending one twice is harmless.
+    async fn write_retrying(
+        &self,
+        batch: impl Fn(bool) -> (Vec<Cmd>, Vec<Cmd>),
+    ) -> RedisResult<()> {
+        let (ordered, rest) = batch(true);
+        match self.inner.conn.write(ordered, rest).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let (ordered, rest) = batch(false);
+                self.inner.conn.write(ordered, rest).await
             }
-            (ordered, cmds)
-        };
-        self.run((), async {
-            let (ordered, tagging) = batch(true);
-            match self.inner.conn.write(ordered, tagging).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                    let (ordered, tagging) = batch(false);
-                    self.inner.conn.write(ordered, tagging).await
-                }
-                done => done,
-            }
-        })
-        .await
+            done => done,
+        }
     }
 
     /// Removes `key`; true if it existed. A load of the key under way in any process loses
@@ -412,7 +458,8 @@ impl RedisTier {
     /// [`invalidate_tag`](Self::invalidate_tag), returning the keys (as given to
     /// [`insert`](Self::insert)) it deleted. The tag set lists every key written with the
     /// tag since the last invalidation, including keys rewritten without it since: those go
-    /// too. Only the members it read leave the set: a key tagged meanwhile stays listed.
+    /// too, and so do the leases of keys listed ahead of a load ([`tag_ahead`](Self::tag_ahead)).
+    /// Only the members it read leave the set: a key tagged meanwhile stays listed.
     pub(crate) async fn invalidate_tag_keys(&self, tag: &str) -> Result<Vec<Vec<u8>>> {
         let tag_key = self.tag_key(tag);
         let members: Vec<Vec<u8>> = self
@@ -426,20 +473,31 @@ impl RedisTier {
         if members.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmds: Vec<Cmd> = members
+        let prefix = self.data_prefix();
+        let keys: Vec<&[u8]> = members
             .iter()
-            .map(|m| redis::cmd("DEL").arg(m).clone())
+            .filter_map(|member| member.strip_prefix(prefix.as_slice()))
+            .collect();
+        // Each key, then its lease: a load of the key under way, which listed it ahead
+        // (`tag_ahead`), must not store what it computed before this invalidation.
+        let mut cmds: Vec<Cmd> = keys
+            .iter()
+            .flat_map(|key| {
+                [
+                    redis::cmd("DEL").arg(self.data_key(key)).clone(),
+                    redis::cmd("DEL").arg(self.lease_key(key)).clone(),
+                ]
+            })
             .collect();
         cmds.push(redis::cmd("SREM").arg(&tag_key).arg(&members).clone());
         let deleted = self
             .run(Vec::new(), async { self.inner.conn.many(cmds).await })
             .await?;
-        let prefix = self.data_prefix();
-        Ok(members
+        Ok(keys
             .into_iter()
-            .zip(&deleted)
-            .filter(|(_, reply)| matches!(reply, Value::Int(n) if *n > 0))
-            .filter_map(|(member, _)| member.strip_prefix(prefix.as_slice()).map(<[u8]>::to_vec))
+            .zip(deleted.chunks(2))
+            .filter(|(_, replies)| matches!(replies.first(), Some(Value::Int(n)) if *n > 0))
+            .map(|(key, _)| key.to_vec())
             .collect())
     }
 
@@ -564,7 +622,7 @@ impl RedisTier {
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn fill(&self, lease: &Lease, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        let ttl_ms = ttl.map_or(0, |ttl| ttl.as_millis().max(1) as u64);
+        let ttl_ms = millis(ttl);
         let mut invocation = fill_script().key(self.lease_key(&lease.key));
         invocation
             .key(self.data_key(&lease.key))
@@ -651,6 +709,13 @@ impl std::fmt::Debug for RedisTier {
             .field("cluster", &self.inner.config.cluster)
             .finish()
     }
+}
+
+/// A TTL in whole milliseconds (at least 1), as `PX` takes it; 0 for none.
+fn millis(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |ttl| {
+        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
 }
 
 /// Escapes glob characters so a prefix matches literally.

@@ -122,6 +122,7 @@ pub struct TieredBuilder<K, V> {
     memory: Option<u64>,
     disk: Option<DiskStore>,
     codec: Arc<dyn Codec<V>>,
+    ttl: Option<Duration>,
     _types: PhantomData<fn(K) -> V>,
 }
 
@@ -145,6 +146,14 @@ where
     /// Redis as the shared tier behind the local ones.
     pub fn redis(mut self, config: RedisConfig) -> Self {
         self.redis = Some(config);
+        self
+    }
+
+    /// A TTL for every entry written without one of its own: by [`insert`](TieredCache::insert),
+    /// and the values [`get_with`](TieredCache::get_with) computes (default: none; local
+    /// copies still live at most [`max_local_ttl`](RedisConfig::max_local_ttl)).
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
         self
     }
 
@@ -194,6 +203,7 @@ where
         Ok(TieredCache {
             inner: Arc::new(Inner {
                 codec: self.codec,
+                ttl: self.ttl,
                 local,
                 redis,
                 origin,
@@ -208,6 +218,8 @@ where
 
 struct Inner<V> {
     codec: Arc<dyn Codec<V>>,
+    /// For entries written without a TTL of their own.
+    ttl: Option<Duration>,
     local: Arc<Local<V>>,
     redis: Option<RedisTier>,
     origin: u128,
@@ -279,6 +291,7 @@ where
             memory: None,
             disk: None,
             codec: Arc::new(Postcard),
+            ttl: None,
             _types: PhantomData,
         }
     }
@@ -431,7 +444,8 @@ where
         self.insert_with(key, value, None, &[]).await
     }
 
-    /// Like [`insert`](Self::insert), with a TTL and tags.
+    /// Like [`insert`](Self::insert), with a TTL (`None`: the cache's
+    /// [`time_to_live`](TieredBuilder::time_to_live), if any) and tags.
     ///
     /// # Errors
     /// As [`insert`](Self::insert).
@@ -444,7 +458,8 @@ where
     ) -> Result<()> {
         let key = encode(key, "key")?;
         self.outdate(&key);
-        self.insert_bytes(&key, &value, ttl, tags).await
+        self.insert_bytes(&key, &value, ttl.or(self.inner.ttl), tags)
+            .await
     }
 
     /// `value` as Redis stores it: its tags, then its encoding.
@@ -569,6 +584,36 @@ where
     /// # Errors
     /// [`Error::Encode`]; in strict mode, a Redis failure.
     pub async fn get_with(&self, key: K, init: impl Future<Output = V>) -> Result<V> {
+        self.get_with_options(key, None, &[], init).await
+    }
+
+    /// Like [`get_with`](Self::get_with), storing the computed value with a TTL (`None`: the
+    /// cache's [`time_to_live`](TieredBuilder::time_to_live), if any) and tags. An
+    /// invalidation of one of the tags during the computation, in any process, wins as a
+    /// write of the key does: the value goes to the callers, and is stored nowhere.
+    ///
+    /// ```no_run
+    /// # async fn profile(id: u32) -> String { String::new() }
+    /// # async fn demo(cache: strata_redis::TieredCache<u32, String>) -> strata_redis::Result<()> {
+    /// use std::time::Duration;
+    /// let ttl = Some(Duration::from_secs(60));
+    /// let html = cache
+    ///     .get_with_options(42, ttl, &["user:42".into()], profile(42))
+    ///     .await?;
+    /// cache.invalidate_tag("user:42").await?; // user 42 changed: gone from every tier
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`get_with`](Self::get_with).
+    pub async fn get_with_options(
+        &self,
+        key: K,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+        init: impl Future<Output = V>,
+    ) -> Result<V> {
+        let ttl = ttl.or(self.inner.ttl);
         let key = encode(&key, "key")?;
         if let Some(v) = self.get_bytes(&key).await? {
             return Ok(v);
@@ -583,7 +628,7 @@ where
         let result = flight
             .cell
             .get_or_try_init(|| async {
-                let (value, overwrote) = self.load(&key, init).await?;
+                let (value, overwrote) = self.load(&key, ttl, tags, init).await?;
                 // Stored, then checked: a write of the key through this cache since the load
                 // began (marked before it landed) means the value stored may predate it.
                 // Taking it back costs a miss at worst; keeping it would serve it. A value
@@ -626,10 +671,16 @@ where
     /// The leader's load: lease, or wait for the lease holder's value. Also whether it wrote
     /// the value to Redis unconditionally (no lease: Redis down, or waited out), so that it
     /// may have overwritten a later write.
-    async fn load(&self, key: &[u8], init: impl Future<Output = V>) -> Result<(V, bool)> {
+    async fn load(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        tags: &[Tag],
+        init: impl Future<Output = V>,
+    ) -> Result<(V, bool)> {
         let Some(redis) = &self.inner.redis else {
             let v = init.await;
-            self.insert_bytes(key, &v, None, &[]).await?;
+            self.insert_bytes(key, &v, ttl, tags).await?;
             return Ok((v, true));
         };
         let config = redis.config().clone();
@@ -637,17 +688,22 @@ where
         loop {
             match redis.try_lease(key).await {
                 Ok(Some(lease)) => {
-                    // Someone may have stored it between our miss and our lease.
-                    let value = match self.get_bytes(key).await? {
-                        Some(v) => v,
-                        None => {
-                            let v = init.await;
-                            self.fill(redis, &lease, key, &v).await?;
-                            v
+                    let value = async {
+                        // Someone may have stored it between our miss and our lease.
+                        if let Some(v) = self.get_bytes(key).await? {
+                            return Ok(v);
                         }
-                    };
+                        // Listed under its tags before the source is read: an invalidation
+                        // of one of them from here on ends the lease.
+                        redis.tag_ahead(key, ttl, tags).await?;
+                        let v = init.await;
+                        self.fill(redis, &lease, key, &v, ttl, tags).await?;
+                        Ok::<V, Error>(v)
+                    }
+                    .await;
+                    // Also after an error (strict mode): the waiters need not wait it out.
                     redis.release(lease).await;
-                    return Ok((value, false));
+                    return value.map(|v| (v, false));
                 }
                 Ok(None) => {
                     // Another process computes: wait for its value, or for its lease to go.
@@ -662,7 +718,7 @@ where
                     }
                     if Instant::now() >= deadline {
                         let v = init.await;
-                        self.insert_bytes(key, &v, None, &[]).await?;
+                        self.insert_bytes(key, &v, ttl, tags).await?;
                         return Ok((v, true));
                     }
                 }
@@ -672,7 +728,7 @@ where
                         return Err(e.into());
                     }
                     let v = init.await;
-                    self.insert_bytes(key, &v, None, &[]).await?;
+                    self.insert_bytes(key, &v, ttl, tags).await?;
                     return Ok((v, true));
                 }
             }
@@ -683,11 +739,20 @@ where
     /// process, came since the lease was taken (see [`RedisTier::fill`]); then, likewise, in
     /// the local tiers. A value not stored still goes to the callers, who asked before the
     /// write.
-    async fn fill(&self, redis: &RedisTier, lease: &Lease, key: &[u8], value: &V) -> Result<()> {
-        let wrapped = self.wrap(value, &[])?;
+    async fn fill(
+        &self,
+        redis: &RedisTier,
+        lease: &Lease,
+        key: &[u8],
+        value: &V,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+    ) -> Result<()> {
+        let wrapped = self.wrap(value, tags)?;
         let epoch = self.epoch(key);
-        if redis.fill(lease, &wrapped, None).await? {
-            self.store_local_since(epoch, key, value, &wrapped, None, &[]);
+        if redis.fill(lease, &wrapped, ttl).await? {
+            let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
+            self.store_local_since(epoch, key, value, &wrapped, expires_at, tags);
             self.announce(Message::Key(key.to_vec())).await;
         }
         Ok(())

@@ -492,3 +492,116 @@ async fn a_write_during_a_load_wins_in_a_cluster() {
     a_write_during_a_load_wins(config.clone(), true).await;
     a_write_during_a_load_wins(config.prefix(crate::prefix("load")), false).await;
 }
+
+/// An invalidation of a tag, by another process, while `get_with_options` computes a value
+/// carrying it wins as a write of the key does; a value computed in quiet keeps its TTL and
+/// tags, and the tag's invalidation then reaches it in every tier.
+async fn a_tag_invalidated_during_a_load_wins(config: RedisConfig) {
+    let loader = std::sync::Arc::new(tiered(config.clone(), None).await);
+    let other = tiered(config.clone(), None).await;
+    let truth: TieredCache<String, String> =
+        TieredCache::builder().redis(config).build().await.unwrap();
+    let tags: Vec<Tag> = vec!["user:42".into()];
+    let ttl = Some(Duration::from_secs(60));
+    let key = "profile".to_string();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let load = {
+        let (loader, key, tags) = (loader.clone(), key.clone(), tags.clone());
+        tokio::spawn(async move {
+            loader
+                .get_with_options(key, ttl, &tags, async move {
+                    started_tx.send(()).unwrap();
+                    go_rx.await.unwrap();
+                    "computed from the old user".to_string()
+                })
+                .await
+                .unwrap()
+        })
+    };
+    started_rx.await.unwrap();
+    other.invalidate_tag("user:42").await.unwrap();
+    go_tx.send(()).unwrap();
+    assert_eq!(load.await.unwrap(), "computed from the old user");
+    assert_eq!(truth.get(&key).await.unwrap(), None, "in Redis");
+    assert_eq!(loader.get(&key).await.unwrap(), None, "in the loader");
+
+    let value = loader
+        .get_with_options(key.clone(), ttl, &tags, async { "fresh".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(value, "fresh");
+    let redis = truth.redis().unwrap();
+    let stored = redis.get(&postcard(&key)).await.unwrap().expect("in Redis");
+    let left = stored.1.expect("with a TTL");
+    assert!(
+        left > Duration::from_secs(50) && left <= Duration::from_secs(60),
+        "{left:?}"
+    );
+    assert_eq!(other.get(&key).await.unwrap().as_deref(), Some("fresh"));
+    assert_eq!(other.invalidate_tag("user:42").await.unwrap(), 1);
+    assert_eq!(truth.get(&key).await.unwrap(), None, "in Redis");
+    until(&loader, &key, None).await;
+    assert_eq!(other.get(&key).await.unwrap(), None, "in the other process");
+}
+
+fn postcard(key: &str) -> Vec<u8> {
+    postcard::to_allocvec(key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_invalidated_during_a_load_wins_standalone() {
+    let Some(config) = standalone_config("tagload") else {
+        return;
+    };
+    a_tag_invalidated_during_a_load_wins(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_invalidated_during_a_load_wins_in_a_cluster() {
+    let Some(config) = cluster_config("tagload") else {
+        return;
+    };
+    a_tag_invalidated_during_a_load_wins(config).await;
+}
+
+/// The cache's default TTL applies to what is written without one: inserts and computed
+/// values; a TTL of the write's own wins over it.
+#[tokio::test]
+async fn the_default_ttl_applies_to_inserts_and_computed_values() {
+    let Some(config) = standalone_config("defttl") else {
+        return;
+    };
+    let cache: TieredCache<String, String> = TieredCache::builder()
+        .redis(config)
+        .memory(100)
+        .time_to_live(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let redis = cache.redis().unwrap().clone();
+    let ttl_of = |key: &str| {
+        let (redis, key) = (redis.clone(), postcard(key));
+        async move { redis.get(&key).await.unwrap().expect("in Redis").1 }
+    };
+    let within = |left: Option<Duration>, max: u64| {
+        left.is_some_and(|l| l > Duration::from_secs(max - 10) && l <= Duration::from_secs(max))
+    };
+    cache.insert(&"inserted".into(), "v".into()).await.unwrap();
+    assert!(within(ttl_of("inserted").await, 30));
+    cache
+        .insert_with(
+            &"own".into(),
+            "v".into(),
+            Some(Duration::from_secs(100)),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(within(ttl_of("own").await, 100));
+    cache
+        .get_with("computed".into(), async { "v".to_string() })
+        .await
+        .unwrap();
+    assert!(within(ttl_of("computed").await, 30));
+}

@@ -22,6 +22,10 @@ pub enum Error {
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The computation of a value (`try_get_with`) failed; every caller that waited for it
+    /// gets the same error.
+    #[error("the computation of the value failed: {0}")]
+    Load(std::sync::Arc<dyn std::error::Error + Send + Sync>),
 }
 
 /// `Result` with this crate's [`Error`].

@@ -21,10 +21,13 @@ use crate::error::{Error, Result};
 use crate::stats::TierStats;
 use crate::tier::{Lease, RedisTier};
 
+/// What a computation that failed returned, shared by everyone who waited for it.
+type Failure = Arc<dyn std::error::Error + Send + Sync>;
+
 /// A `get_with` load in flight in this process.
 struct Flight<V> {
-    /// Its callers share the one value.
-    cell: OnceCell<V>,
+    /// Its callers share the one value, or the computation's error.
+    cell: OnceCell<Result<V, Failure>>,
     /// The key was written through this cache since the load began: the value it stored
     /// may predate the write, and is taken back (see `get_with`).
     outdated: AtomicBool,
@@ -613,6 +616,43 @@ where
         tags: &[Tag],
         init: impl Future<Output = V>,
     ) -> Result<V> {
+        let init = async { Ok::<V, std::convert::Infallible>(init.await) };
+        self.try_get_with_options(key, ttl, tags, init).await
+    }
+
+    /// Like [`get_with`](Self::get_with), for a computation that can fail. Its error goes to
+    /// every caller that waited for it in this process, as [`Error::Load`], and nothing is
+    /// stored: the next call computes again. Callers in other processes waiting for its
+    /// lease then compute for themselves, one at a time.
+    ///
+    /// # Errors
+    /// [`Error::Load`] with the computation's error; otherwise as [`get_with`](Self::get_with).
+    pub async fn try_get_with<E>(
+        &self,
+        key: K,
+        init: impl Future<Output = std::result::Result<V, E>>,
+    ) -> Result<V>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.try_get_with_options(key, None, &[], init).await
+    }
+
+    /// [`try_get_with`](Self::try_get_with) with the TTL and tags of
+    /// [`get_with_options`](Self::get_with_options).
+    ///
+    /// # Errors
+    /// As [`try_get_with`](Self::try_get_with).
+    pub async fn try_get_with_options<E>(
+        &self,
+        key: K,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+        init: impl Future<Output = std::result::Result<V, E>>,
+    ) -> Result<V>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let ttl = ttl.or(self.inner.ttl);
         let key = encode(&key, "key")?;
         if let Some(v) = self.get_bytes(&key).await? {
@@ -625,10 +665,14 @@ where
             .entry(key.clone())
             .or_default()
             .clone();
+        let init = async { init.await.map_err(|e| Arc::new(e) as Failure) };
         let result = flight
             .cell
             .get_or_try_init(|| async {
-                let (value, overwrote) = self.load(&key, ttl, tags, init).await?;
+                let (value, overwrote) = match self.load(&key, ttl, tags, init).await? {
+                    Ok(loaded) => loaded,
+                    Err(failure) => return Ok(Err(failure)),
+                };
                 // Stored, then checked: a write of the key through this cache since the load
                 // began (marked before it landed) means the value stored may predate it.
                 // Taking it back costs a miss at worst; keeping it would serve it. A value
@@ -642,15 +686,15 @@ where
                         self.inner.local.apply(&Message::Key(key.clone()));
                     }
                 }
-                Ok::<V, Error>(value)
+                Ok::<_, Error>(Ok(value))
             })
             .await
-            .cloned();
+            .map(|loaded| loaded.clone().map_err(Error::Load));
         let mut flights = self.inner.flights.lock();
         if flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
             flights.remove(&key);
         }
-        result
+        result?
     }
 
     /// Before a write of `key` through this cache: a load of it in flight must not keep its
@@ -676,12 +720,10 @@ where
         key: &[u8],
         ttl: Option<Duration>,
         tags: &[Tag],
-        init: impl Future<Output = V>,
-    ) -> Result<(V, bool)> {
+        init: impl Future<Output = Result<V, Failure>>,
+    ) -> Result<Result<(V, bool), Failure>> {
         let Some(redis) = &self.inner.redis else {
-            let v = init.await;
-            self.insert_bytes(key, &v, ttl, tags).await?;
-            return Ok((v, true));
+            return self.compute_and_insert(key, ttl, tags, init).await;
         };
         let config = redis.config().clone();
         let deadline = Instant::now() + config.lease_wait;
@@ -691,35 +733,36 @@ where
                     let value = async {
                         // Someone may have stored it between our miss and our lease.
                         if let Some(v) = self.get_bytes(key).await? {
-                            return Ok(v);
+                            return Ok(Ok(v));
                         }
                         // Listed under its tags before the source is read: an invalidation
                         // of one of them from here on ends the lease.
                         redis.tag_ahead(key, ttl, tags).await?;
-                        let v = init.await;
+                        let v = match init.await {
+                            Ok(v) => v,
+                            Err(failure) => return Ok(Err(failure)),
+                        };
                         self.fill(redis, &lease, key, &v, ttl, tags).await?;
-                        Ok::<V, Error>(v)
+                        Ok::<_, Error>(Ok(v))
                     }
                     .await;
-                    // Also after an error (strict mode): the waiters need not wait it out.
+                    // Also after an error: the waiters need not wait it out.
                     redis.release(lease).await;
-                    return value.map(|v| (v, false));
+                    return value.map(|loaded| loaded.map(|v| (v, false)));
                 }
                 Ok(None) => {
                     // Another process computes: wait for its value, or for its lease to go.
                     while Instant::now() < deadline {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         if let Some(v) = self.get_bytes(key).await? {
-                            return Ok((v, false));
+                            return Ok(Ok((v, false)));
                         }
                         if !redis.leased(key).await.unwrap_or(false) {
                             break;
                         }
                     }
                     if Instant::now() >= deadline {
-                        let v = init.await;
-                        self.insert_bytes(key, &v, ttl, tags).await?;
-                        return Ok((v, true));
+                        return self.compute_and_insert(key, ttl, tags, init).await;
                     }
                 }
                 Err(e) => {
@@ -727,12 +770,26 @@ where
                     if config.strict {
                         return Err(e.into());
                     }
-                    let v = init.await;
-                    self.insert_bytes(key, &v, ttl, tags).await?;
-                    return Ok((v, true));
+                    return self.compute_and_insert(key, ttl, tags, init).await;
                 }
             }
         }
+    }
+
+    /// A load without a lease: computes, then writes the value everywhere.
+    async fn compute_and_insert(
+        &self,
+        key: &[u8],
+        ttl: Option<Duration>,
+        tags: &[Tag],
+        init: impl Future<Output = Result<V, Failure>>,
+    ) -> Result<Result<(V, bool), Failure>> {
+        let v = match init.await {
+            Ok(v) => v,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        self.insert_bytes(key, &v, ttl, tags).await?;
+        Ok(Ok((v, true)))
     }
 
     /// Stores the value the lease holder computed: in Redis unless a write of the key, by any

@@ -1,10 +1,14 @@
-//! Cross-process stampede protection: 4 processes × 250 concurrent callers, 1 computation.
+//! Cross-process stampede protection: 4 processes × 250 concurrent callers, 1 computation;
+//! and what a failed computation leaves (an error for its waiters, nothing stored).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::AsyncCommands;
-use strata_redis::{RedisConfig, RedisTier, TieredCache};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use strata_redis::{Error, RedisConfig, RedisTier, TieredCache};
 
 const PROCESSES: usize = 4;
 const CALLERS: usize = 250;
@@ -136,4 +140,119 @@ fn postcard_key(s: &str) -> Vec<u8> {
     let mut out = vec![s.len() as u8];
     out.extend_from_slice(s.as_bytes());
     out
+}
+
+fn db_down() -> std::io::Error {
+    std::io::Error::other("db down")
+}
+
+/// A computation that fails sends its error to every caller that waited for it in this
+/// process, runs once for them all, and stores nothing: the next call computes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_computation_reaches_every_waiter_and_is_not_stored() {
+    let Some(config) = crate::standalone_config("tryload") else {
+        return;
+    };
+    let cache: Arc<TieredCache<String, String>> = Arc::new(
+        TieredCache::builder()
+            .redis(config.clone())
+            .memory(100)
+            .build()
+            .await
+            .unwrap(),
+    );
+    let runs = Arc::new(AtomicUsize::new(0));
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move {
+                cache
+                    .try_get_with("row".to_string(), async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Err::<String, _>(db_down())
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for caller in callers {
+        match caller.await.unwrap() {
+            Err(Error::Load(e)) => assert_eq!(e.to_string(), "db down"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation for all");
+    let truth: TieredCache<String, String> =
+        TieredCache::builder().redis(config).build().await.unwrap();
+    assert_eq!(truth.get(&"row".to_string()).await.unwrap(), None);
+    let value = cache
+        .try_get_with("row".to_string(), async {
+            Ok::<_, std::io::Error>("up".to_string())
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, "up");
+    assert_eq!(
+        truth.get(&"row".to_string()).await.unwrap().as_deref(),
+        Some("up")
+    );
+}
+
+/// A process waiting for another's lease computes for itself once the holder's computation
+/// fails, without waiting out `lease_wait`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_in_another_process_computes_after_the_holder_fails() {
+    let Some(config) = crate::standalone_config("tryfail") else {
+        return;
+    };
+    let config = config.lease_wait(Duration::from_secs(30));
+    let holder: TieredCache<String, String> = TieredCache::builder()
+        .redis(config.clone())
+        .build()
+        .await
+        .unwrap();
+    let waiter: TieredCache<String, String> =
+        TieredCache::builder().redis(config).build().await.unwrap();
+    let failed = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<()>();
+    let holding = {
+        let failed = failed.clone();
+        tokio::spawn(async move {
+            holder
+                .try_get_with("row".to_string(), async move {
+                    started_tx.send(()).unwrap();
+                    fail_rx.await.unwrap();
+                    failed.store(true, Ordering::SeqCst);
+                    Err::<String, _>(db_down())
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let waiting = {
+        let failed = failed.clone();
+        tokio::spawn(async move {
+            waiter
+                .try_get_with("row".to_string(), async move {
+                    assert!(
+                        failed.load(Ordering::SeqCst),
+                        "computed while the lease was held"
+                    );
+                    Ok::<_, std::io::Error>("computed by the waiter".to_string())
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    fail_tx.send(()).unwrap();
+    assert!(matches!(holding.await.unwrap(), Err(Error::Load(_))));
+    assert_eq!(waiting.await.unwrap().unwrap(), "computed by the waiter");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -2,7 +2,10 @@
 //!
 //! [`Postcard`] (compact binary, the default), [`Json`] (readable by other languages sharing
 //! the Redis), and [`Lz4`] around either to compress large values. Keys always use postcard:
-//! their encoding must be stable, and it never needs to be read back.
+//! their encoding must be stable; for a string key it is its length (a LEB128 varint), then
+//! its UTF-8 bytes. In Redis a value has its tags in front (see [`strata::encode_tagged`]);
+//! `docs/redis-tier.md` ("From another language") gives the whole layout, and
+//! `scripts/strata_tiered_format.py` reads and writes it with redis-py.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

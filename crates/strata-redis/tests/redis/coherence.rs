@@ -605,3 +605,85 @@ async fn the_default_ttl_applies_to_inserts_and_computed_values() {
         .unwrap();
     assert!(within(ttl_of("computed").await, 30));
 }
+
+/// Another language reads and writes a JSON cache's entries in Redis with redis-py and
+/// `scripts/strata_tiered_format.py`, the layout `docs/redis-tier.md` documents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reads_and_writes_a_json_caches_entries() {
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Profile {
+        name: String,
+        visits: u32,
+    }
+    let Some(url) = crate::standalone() else {
+        return;
+    };
+    let prefix = crate::prefix("python");
+    let config = RedisConfig::standalone(&url).prefix(&prefix).strict(true);
+    let python = |args: &[&str]| {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/strata_tiered_format.py"
+        );
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("python3 must be installed");
+        assert!(
+            out.status.success(),
+            "redis-py failed (pip install redis): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cache: TieredCache<String, Profile> = TieredCache::builder()
+        .redis(config)
+        .memory(10)
+        .codec(strata_redis::Json)
+        .build()
+        .await
+        .unwrap();
+    let ada = Profile {
+        name: "Ada".into(),
+        visits: 12,
+    };
+    cache
+        .insert_with(&"user:42".into(), ada.clone(), None, &["team:1".into()])
+        .await
+        .unwrap();
+    let read: serde_json::Value =
+        serde_json::from_str(&python(&["read", &url, &prefix, "user:42"])).unwrap();
+    assert_eq!(
+        read,
+        serde_json::json!({"tags": ["team:1"], "value": {"name": "Ada", "visits": 12}})
+    );
+
+    python(&[
+        "write",
+        &url,
+        &prefix,
+        "user:7",
+        r#"{"name": "Grace", "visits": 3}"#,
+        "60000",
+        "team:1",
+    ]);
+    let grace = Profile {
+        name: "Grace".into(),
+        visits: 3,
+    };
+    assert_eq!(cache.get(&"user:7".into()).await.unwrap(), Some(grace));
+    let left = cache
+        .redis()
+        .unwrap()
+        .get(&postcard("user:7"))
+        .await
+        .unwrap()
+        .and_then(|(_, ttl)| ttl)
+        .expect("a TTL");
+    assert!(left > Duration::from_secs(50), "{left:?}");
+    // Python's write joined the tag's set: the tag's invalidation reaches it.
+    assert_eq!(cache.invalidate_tag("team:1").await.unwrap(), 2);
+    assert_eq!(cache.get(&"user:7".into()).await.unwrap(), None);
+    assert_eq!(python(&["read", &url, &prefix, "user:42"]).trim(), "null");
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Reads and writes a Strata `TieredCache`'s entries in Redis from Python (redis-py).
+
+The layout (docs/redis-tier.md, "From another language"):
+- key: `{prefix}:k:` + the postcard encoding of the cache key; for a string key, its UTF-8
+  length as a LEB128 varint, then its UTF-8 bytes;
+- value: a u16 little-endian tag count, each tag as a u16 little-endian length and its UTF-8
+  bytes, then the codec's bytes (JSON with `strata_redis::Json`).
+
+A cache of this prefix in another process hears of a write made here through RESP3 client
+tracking (a standalone server; its default), not on a Redis Cluster (there, its local copies
+live until `max_local_ttl`). A write from here does not end a lease: a value that a Strata
+process was computing meanwhile may overwrite it.
+
+Used as a module (`key`, `decode`, `encode`) or from the command line:
+    strata_tiered_format.py read URL PREFIX KEY            -> {"tags": [...], "value": ...}
+    strata_tiered_format.py write URL PREFIX KEY JSON [TTL_MS|-] [TAG ...]
+"""
+
+import json
+import struct
+import sys
+
+
+def key(prefix: str, cache_key: str) -> bytes:
+    """The Redis key of a string cache key."""
+    data = cache_key.encode()
+    n, varint = len(data), bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        varint.append(byte | (0x80 if n else 0))
+        if not n:
+            break
+    return prefix.encode() + b":k:" + bytes(varint) + data
+
+
+def decode(raw: bytes):
+    """The tags and the codec's bytes of a stored value."""
+    (count,) = struct.unpack_from("<H", raw, 0)
+    at, tags = 2, []
+    for _ in range(count):
+        (length,) = struct.unpack_from("<H", raw, at)
+        tags.append(raw[at + 2 : at + 2 + length].decode())
+        at += 2 + length
+    return tags, raw[at:]
+
+
+def encode(tags, payload: bytes) -> bytes:
+    """A value to store: `tags`, then the codec's bytes."""
+    out = struct.pack("<H", len(tags))
+    for tag in tags:
+        data = tag.encode()
+        out += struct.pack("<H", len(data)) + data
+    return out + payload
+
+
+def main(argv):
+    import redis
+
+    command, url, prefix, cache_key = argv[1:5]
+    client = redis.Redis.from_url(url)
+    if command == "read":
+        raw = client.get(key(prefix, cache_key))
+        if raw is None:
+            print("null")
+            return
+        tags, payload = decode(raw)
+        print(json.dumps({"tags": tags, "value": json.loads(payload)}))
+    elif command == "write":
+        value, rest = argv[5], argv[6:]
+        ttl_ms = int(rest[0]) if rest and rest[0] != "-" else None
+        tags = rest[1:]
+        redis_key = key(prefix, cache_key)
+        client.set(redis_key, encode(tags, json.dumps(json.loads(value)).encode()), px=ttl_ms)
+        for tag in tags:
+            # Listed in the tag's set, so that `invalidate_tag` reaches it.
+            client.sadd(f"{prefix}:t:{tag}", redis_key)
+    else:
+        sys.exit(f"unknown command {command!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -461,12 +461,21 @@ where
     ) -> Result<()> {
         let key = encode(key, "key")?;
         self.outdate(&key);
-        self.insert_bytes(&key, &value, ttl.or(self.inner.ttl), tags)
+        self.insert_bytes(&key, &value, ttl.or(self.inner.ttl), tags, None)
             .await
     }
 
-    /// `value` as Redis stores it: its tags, then its encoding.
-    fn wrap(&self, value: &V, tags: &[Tag]) -> Result<Vec<u8>> {
+    /// Writes `value` through every tier and announces it. A lease holder's computed value
+    /// goes under its `lease`: only if no write of the key, by any process, came since the
+    /// lease was taken (see [`RedisTier::fill`]); otherwise it is stored nowhere.
+    async fn insert_bytes(
+        &self,
+        key: &[u8],
+        value: &V,
+        ttl: Option<Duration>,
+        tags: &[Tag],
+        lease: Option<&Lease>,
+    ) -> Result<()> {
         let bytes = self
             .inner
             .codec
@@ -477,20 +486,18 @@ where
             })?;
         let mut wrapped = Vec::new();
         strata::encode_tagged(tags, &bytes, &mut wrapped)?;
-        Ok(wrapped)
-    }
-
-    async fn insert_bytes(
-        &self,
-        key: &[u8],
-        value: &V,
-        ttl: Option<Duration>,
-        tags: &[Tag],
-    ) -> Result<()> {
-        let wrapped = self.wrap(value, tags)?;
         let epoch = self.epoch(key);
         if let Some(redis) = &self.inner.redis {
-            redis.insert(key, &wrapped, ttl, tags).await?;
+            let stored = match lease {
+                Some(lease) => redis.fill(lease, &wrapped, ttl).await?,
+                None => redis
+                    .insert(key, &wrapped, ttl, tags)
+                    .await
+                    .map(|()| true)?,
+            };
+            if !stored {
+                return Ok(());
+            }
         }
         let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
         self.store_local_since(epoch, key, value, &wrapped, expires_at, tags);
@@ -742,7 +749,7 @@ where
                             Ok(v) => v,
                             Err(failure) => return Ok(Err(failure)),
                         };
-                        self.fill(redis, &lease, key, &v, ttl, tags).await?;
+                        self.insert_bytes(key, &v, ttl, tags, Some(&lease)).await?;
                         Ok::<_, Error>(Ok(v))
                     }
                     .await;
@@ -788,31 +795,8 @@ where
             Ok(v) => v,
             Err(failure) => return Ok(Err(failure)),
         };
-        self.insert_bytes(key, &v, ttl, tags).await?;
+        self.insert_bytes(key, &v, ttl, tags, None).await?;
         Ok(Ok((v, true)))
-    }
-
-    /// Stores the value the lease holder computed: in Redis unless a write of the key, by any
-    /// process, came since the lease was taken (see [`RedisTier::fill`]); then, likewise, in
-    /// the local tiers. A value not stored still goes to the callers, who asked before the
-    /// write.
-    async fn fill(
-        &self,
-        redis: &RedisTier,
-        lease: &Lease,
-        key: &[u8],
-        value: &V,
-        ttl: Option<Duration>,
-        tags: &[Tag],
-    ) -> Result<()> {
-        let wrapped = self.wrap(value, tags)?;
-        let epoch = self.epoch(key);
-        if redis.fill(lease, &wrapped, ttl).await? {
-            let expires_at = ttl.map(|t| now_ms() + t.as_millis() as u64);
-            self.store_local_since(epoch, key, value, &wrapped, expires_at, tags);
-            self.announce(Message::Key(key.to_vec())).await;
-        }
-        Ok(())
     }
 
     /// Counters of every tier.

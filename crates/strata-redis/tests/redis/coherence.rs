@@ -392,6 +392,36 @@ async fn concurrent_writers_in_a_cluster() {
     concurrent_writers_leave_every_client_reading_what_redis_holds(config).await;
 }
 
+/// Starts `get_with_options(key, ttl, tags)` on `cache` with a computation that, once
+/// running, waits to be told to return `value`; returns when it runs, with the load and the
+/// sender that lets it finish.
+async fn blocked_load(
+    cache: &std::sync::Arc<TieredCache<String, String>>,
+    key: &str,
+    ttl: Option<Duration>,
+    tags: &[Tag],
+    value: &'static str,
+) -> (
+    tokio::task::JoinHandle<String>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (cache, key, tags) = (cache.clone(), key.to_string(), tags.to_vec());
+    let load = tokio::spawn(async move {
+        cache
+            .get_with_options(key, ttl, &tags, async move {
+                started_tx.send(()).unwrap();
+                go_rx.await.unwrap();
+                value.to_string()
+            })
+            .await
+            .unwrap()
+    });
+    started_rx.await.unwrap();
+    (load, go_tx)
+}
+
 /// A write or removal of the key while `get_with` computes it wins, whether it comes from
 /// another process or from this one: the computed value, read from the source before the
 /// write, goes to the caller, but neither Redis nor any process's local tiers keep it.
@@ -406,23 +436,9 @@ async fn a_write_during_a_load_wins(config: RedisConfig, from_another_process: b
     let truth: TieredCache<String, String> =
         TieredCache::builder().redis(config).build().await.unwrap();
     for (key, removal) in [("written", false), ("removed", true)] {
+        let (load, go_tx) =
+            blocked_load(&loader, key, None, &[], "computed from the old row").await;
         let key = key.to_string();
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let load = {
-            let (loader, key) = (loader.clone(), key.clone());
-            tokio::spawn(async move {
-                loader
-                    .get_with(key, async move {
-                        started_tx.send(()).unwrap();
-                        go_rx.await.unwrap();
-                        "computed from the old row".to_string()
-                    })
-                    .await
-                    .unwrap()
-            })
-        };
-        started_rx.await.unwrap();
         let want = if removal {
             writer.remove(&key).await.unwrap();
             None
@@ -504,22 +520,7 @@ async fn a_tag_invalidated_during_a_load_wins(config: RedisConfig) {
     let tags: Vec<Tag> = vec!["user:42".into()];
     let ttl = Some(Duration::from_secs(60));
     let key = "profile".to_string();
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-    let load = {
-        let (loader, key, tags) = (loader.clone(), key.clone(), tags.clone());
-        tokio::spawn(async move {
-            loader
-                .get_with_options(key, ttl, &tags, async move {
-                    started_tx.send(()).unwrap();
-                    go_rx.await.unwrap();
-                    "computed from the old user".to_string()
-                })
-                .await
-                .unwrap()
-        })
-    };
-    started_rx.await.unwrap();
+    let (load, go_tx) = blocked_load(&loader, &key, ttl, &tags, "computed from the old user").await;
     other.invalidate_tag("user:42").await.unwrap();
     go_tx.send(()).unwrap();
     assert_eq!(load.await.unwrap(), "computed from the old user");

@@ -730,32 +730,28 @@ where
         init: impl Future<Output = Result<V, Failure>>,
     ) -> Result<Result<(V, bool), Failure>> {
         let Some(redis) = &self.inner.redis else {
-            return self.compute_and_insert(key, ttl, tags, init).await;
+            return self.compute_and_insert(key, ttl, tags, None, init).await;
         };
         let config = redis.config().clone();
         let deadline = Instant::now() + config.lease_wait;
         loop {
             match redis.try_lease(key).await {
                 Ok(Some(lease)) => {
-                    let value = async {
+                    let loaded = async {
                         // Someone may have stored it between our miss and our lease.
                         if let Some(v) = self.get_bytes(key).await? {
-                            return Ok(Ok(v));
+                            return Ok(Ok((v, false)));
                         }
                         // Listed under its tags before the source is read: an invalidation
                         // of one of them from here on ends the lease.
                         redis.tag_ahead(key, ttl, tags).await?;
-                        let v = match init.await {
-                            Ok(v) => v,
-                            Err(failure) => return Ok(Err(failure)),
-                        };
-                        self.insert_bytes(key, &v, ttl, tags, Some(&lease)).await?;
-                        Ok::<_, Error>(Ok(v))
+                        self.compute_and_insert(key, ttl, tags, Some(&lease), init)
+                            .await
                     }
                     .await;
                     // Also after an error: the waiters need not wait it out.
                     redis.release(lease).await;
-                    return value.map(|loaded| loaded.map(|v| (v, false)));
+                    return loaded;
                 }
                 Ok(None) => {
                     // Another process computes: wait for its value, or for its lease to go.
@@ -769,7 +765,7 @@ where
                         }
                     }
                     if Instant::now() >= deadline {
-                        return self.compute_and_insert(key, ttl, tags, init).await;
+                        return self.compute_and_insert(key, ttl, tags, None, init).await;
                     }
                 }
                 Err(e) => {
@@ -777,26 +773,29 @@ where
                     if config.strict {
                         return Err(e.into());
                     }
-                    return self.compute_and_insert(key, ttl, tags, init).await;
+                    return self.compute_and_insert(key, ttl, tags, None, init).await;
                 }
             }
         }
     }
 
-    /// A load without a lease: computes, then writes the value everywhere.
+    /// Computes, then writes the value everywhere, under `lease` if it has one (see
+    /// [`insert_bytes`](Self::insert_bytes)). Also whether it wrote Redis unconditionally
+    /// (without a lease).
     async fn compute_and_insert(
         &self,
         key: &[u8],
         ttl: Option<Duration>,
         tags: &[Tag],
+        lease: Option<&Lease>,
         init: impl Future<Output = Result<V, Failure>>,
     ) -> Result<Result<(V, bool), Failure>> {
         let v = match init.await {
             Ok(v) => v,
             Err(failure) => return Ok(Err(failure)),
         };
-        self.insert_bytes(key, &v, ttl, tags, None).await?;
-        Ok(Ok((v, true)))
+        self.insert_bytes(key, &v, ttl, tags, lease).await?;
+        Ok(Ok((v, lease.is_none())))
     }
 
     /// Counters of every tier.

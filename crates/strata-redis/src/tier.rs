@@ -96,7 +96,10 @@ impl Conn {
     }
 }
 
-/// A lease on a missing key: while held, other processes wait for this one's value.
+/// A lease on a missing key ([`RedisTier::try_lease`]): while held, other processes wait
+/// for this one's value. Its holder lists the key under its tags ([`RedisTier::tag_ahead`]),
+/// computes, stores the value with [`RedisTier::fill`] (which a write of the key since the
+/// lease was taken refuses), and gives the lease back with [`RedisTier::release`].
 #[derive(Debug, Clone)]
 pub struct Lease {
     key: Vec<u8>,

@@ -72,6 +72,17 @@ impl Conn {
         }
     }
 
+    /// Runs a script (by its SHA1, loading it where the server lacks it).
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+        }
+    }
+
     /// Commands on keys that may live in different slots: a pipeline on one server; in a
     /// Cluster, concurrent single commands (a Cluster pipeline must stay in one slot), which
     /// the cluster connection routes and multiplexes.
@@ -144,6 +155,73 @@ fn tag_script() -> &'static redis::Script {
 }
 
 const RELEASE: &str = r"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+fn release_script() -> &'static redis::Script {
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RELEASE));
+    &SCRIPT
+}
+
+/// A tag's invalidation (`ARGV[1]`) for keys of one Cluster slot, given as pairs: a data key
+/// and its lease (`KEYS[2i-1]`, `KEYS[2i]`). Returns, per key, 1 if it deleted the key. A key
+/// without a value loses its lease: a load under way listed it ahead of its value. With
+/// `ARGV[2]` = `1` (a cache whose values carry their tags, [`strata::encode_tagged`]'s
+/// layout), a key whose value no longer carries the tag is kept (it was rewritten without
+/// the tag); a value that does not parse is deleted.
+const INVALIDATE_TAG: &str = r"
+local tag, check = ARGV[1], ARGV[2] == '1'
+local key, head, size
+-- Whether `head` holds the first n bytes of the value at `key`, reading more of it if needed.
+local function has(n)
+  if #head >= n then return true end
+  if #head < size then return false end
+  size = math.max(n, 2 * size)
+  head = redis.call('getrange', key, 0, size - 1)
+  return #head >= n
+end
+-- Whether the value at `key` carries the tag (or does not parse), reading only its tags
+-- (GETRANGE, from 512 bytes up): values can be large. nil if the key has no value.
+local function carries()
+  size = 512
+  head = redis.call('getrange', key, 0, size - 1)
+  if head == '' then return nil end
+  if not has(2) then return true end
+  local count = string.byte(head, 1) + 256 * string.byte(head, 2)
+  local at = 3
+  for _ = 1, count do
+    if not has(at + 1) then return true end
+    local len = string.byte(head, at) + 256 * string.byte(head, at + 1)
+    if not has(at + 1 + len) then return true end
+    if string.sub(head, at + 2, at + 1 + len) == tag then return true end
+    at = at + 2 + len
+  end
+  return false
+end
+local out = {}
+for i = 1, #KEYS, 2 do
+  key = KEYS[i]
+  local deleted, absent = 0, false
+  if not check then
+    deleted = redis.call('del', key)
+    absent = deleted == 0
+  else
+    local carried = carries()
+    absent = carried == nil
+    if carried then deleted = redis.call('del', key) end
+  end
+  -- A lease outlives its key's value only while a load computes it: a write of the key
+  -- ended its lease, and a lease taken while the key had a value finds it and ends.
+  if absent then redis.call('del', KEYS[i + 1]) end
+  out[#out + 1] = deleted
+end
+return out";
+
+fn invalidate_tag_script() -> &'static redis::Script {
+    static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(INVALIDATE_TAG));
+    &SCRIPT
+}
+
+/// At most this many keys in one call of [`INVALIDATE_TAG`]: a call blocks its server.
+const KEYS_PER_INVALIDATION: usize = 256;
 
 /// A lease holder's fill: sets the data key (`KEYS[2]`) to `ARGV[2]` (TTL `ARGV[3]` ms, 0 for
 /// none) and ends the lease (`KEYS[1]`), only if the lease is still the holder's (`ARGV[1]`).
@@ -455,7 +533,7 @@ impl RedisTier {
     /// # Errors
     /// In strict mode, a Redis failure.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<usize> {
-        Ok(self.invalidate_tag_keys(tag).await?.len())
+        Ok(self.invalidate_tag_keys(tag, false).await?.len())
     }
 
     /// [`invalidate_tag`](Self::invalidate_tag), returning the keys (as given to
@@ -463,7 +541,14 @@ impl RedisTier {
     /// tag since the last invalidation, including keys rewritten without it since: those go
     /// too, and so do the leases of keys listed ahead of a load ([`tag_ahead`](Self::tag_ahead)).
     /// Only the members it read leave the set: a key tagged meanwhile stays listed.
-    pub(crate) async fn invalidate_tag_keys(&self, tag: &str) -> Result<Vec<Vec<u8>>> {
+    ///
+    /// With `values_carry_tags` (the tiered cache's values, [`strata::encode_tagged`]), a key
+    /// whose value no longer carries the tag is kept instead: it was rewritten without it.
+    pub(crate) async fn invalidate_tag_keys(
+        &self,
+        tag: &str,
+        values_carry_tags: bool,
+    ) -> Result<Vec<Vec<u8>>> {
         let tag_key = self.tag_key(tag);
         let members: Vec<Vec<u8>> = self
             .run(Vec::new(), async {
@@ -481,27 +566,67 @@ impl RedisTier {
             .iter()
             .filter_map(|member| member.strip_prefix(prefix.as_slice()))
             .collect();
-        // Each key, then its lease: a load of the key under way, which listed it ahead
-        // (`tag_ahead`), must not store what it computed before this invalidation.
-        let mut cmds: Vec<Cmd> = keys
-            .iter()
-            .flat_map(|key| {
-                [
-                    redis::cmd("DEL").arg(self.data_key(key)).clone(),
-                    redis::cmd("DEL").arg(self.lease_key(key)).clone(),
-                ]
-            })
+        // Each key with its lease: a load of the key under way, which listed it ahead
+        // (`tag_ahead`), must not store what it computed before this invalidation. One script
+        // call per slot (any keys, on one server) and chunk; one pipeline (a Cluster:
+        // concurrent calls). The script by its SHA1, whole to a server that lacks it (a key
+        // the first attempt deleted then reads as kept, and leaves other processes' local
+        // tiers by its tag alone).
+        let mut groups: HashMap<Option<Slot>, Vec<&[u8]>> = HashMap::new();
+        for &key in &keys {
+            let slot = matches!(self.inner.conn, Conn::Cluster(_))
+                .then(|| Slot::for_key(self.data_key(key)));
+            groups.entry(slot).or_default().push(key);
+        }
+        let groups: Vec<&[&[u8]]> = groups
+            .values()
+            .flat_map(|keys| keys.chunks(KEYS_PER_INVALIDATION))
             .collect();
-        cmds.push(redis::cmd("SREM").arg(&tag_key).arg(&members).clone());
-        let deleted = self
-            .run(Vec::new(), async { self.inner.conn.many(cmds).await })
+        let batch = |by_sha: bool| {
+            let mut cmds: Vec<Cmd> = groups
+                .iter()
+                .map(|group| {
+                    let mut cmd = if by_sha {
+                        redis::cmd("EVALSHA")
+                            .arg(invalidate_tag_script().get_hash())
+                            .clone()
+                    } else {
+                        redis::cmd("EVAL").arg(INVALIDATE_TAG).clone()
+                    };
+                    cmd.arg(2 * group.len());
+                    for key in *group {
+                        cmd.arg(self.data_key(key)).arg(self.lease_key(key));
+                    }
+                    cmd.arg(tag).arg(if values_carry_tags { "1" } else { "0" });
+                    cmd
+                })
+                .collect();
+            cmds.push(redis::cmd("SREM").arg(&tag_key).arg(&members).clone());
+            cmds
+        };
+        let replies = self
+            .run(Vec::new(), async {
+                match self.inner.conn.many(batch(true)).await {
+                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                        self.inner.conn.many(batch(false)).await
+                    }
+                    done => done,
+                }
+            })
             .await?;
-        Ok(keys
-            .into_iter()
-            .zip(deleted.chunks(2))
-            .filter(|(_, replies)| matches!(replies.first(), Some(Value::Int(n)) if *n > 0))
-            .map(|(key, _)| key.to_vec())
-            .collect())
+        let mut deleted = Vec::new();
+        for (group, reply) in groups.iter().zip(&replies) {
+            let counts: Vec<i64> =
+                FromRedisValue::from_redis_value(reply.clone()).map_err(redis::RedisError::from)?;
+            deleted.extend(
+                group
+                    .iter()
+                    .zip(counts)
+                    .filter(|&(_, n)| n > 0)
+                    .map(|(key, _)| key.to_vec()),
+            );
+        }
+        Ok(deleted)
     }
 
     /// Removes every key under this tier's prefix (data, tag sets, leases) and nothing else.
@@ -602,13 +727,9 @@ impl RedisTier {
 
     /// Releases a lease (only if it is still ours).
     pub async fn release(&self, lease: Lease) {
-        let script = redis::Script::new(RELEASE);
-        let mut invocation = script.key(self.lease_key(&lease.key));
+        let mut invocation = release_script().key(self.lease_key(&lease.key));
         invocation.arg(&lease.token);
-        let result: RedisResult<i64> = match &self.inner.conn {
-            Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
-            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
-        };
+        let result: RedisResult<i64> = self.inner.conn.invoke(&invocation).await;
         if let Err(e) = result {
             self.note_error(&e);
         }
@@ -632,14 +753,7 @@ impl RedisTier {
             .arg(&lease.token)
             .arg(value)
             .arg(ttl_ms);
-        let filled: i64 = self
-            .run(1, async {
-                match &self.inner.conn {
-                    Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
-                    Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
-                }
-            })
-            .await?;
+        let filled: i64 = self.run(1, self.inner.conn.invoke(&invocation)).await?;
         Ok(filled == 1)
     }
 

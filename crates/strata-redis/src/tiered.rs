@@ -535,10 +535,9 @@ where
         self.outdate_all();
         let n = match &self.inner.redis {
             Some(redis) => {
-                // Redis deletes every key its tag set lists, some of them rewritten without
-                // the tag since: their local copies (here and elsewhere) must go as well,
-                // which the tag alone would not reach.
-                let deleted = redis.invalidate_tag_keys(tag).await?;
+                // The keys Redis deleted for the tag: their local copies (here and elsewhere)
+                // go by name as well, whatever tags those copies carry.
+                let deleted = redis.invalidate_tag_keys(tag, true).await?;
                 for chunk in deleted.chunks(KEYS_PER_MESSAGE) {
                     let message = Message::Keys(chunk.to_vec());
                     self.inner.local.apply(&message);

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use strata::Tag;
-use strata_redis::{RedisConfig, TieredCache};
+use strata_redis::{RedisConfig, RedisTier, TieredCache};
 
 use crate::{cluster_config, standalone_config};
 
@@ -687,4 +687,99 @@ async fn python_reads_and_writes_a_json_caches_entries() {
     assert_eq!(cache.invalidate_tag("team:1").await.unwrap(), 2);
     assert_eq!(cache.get(&"user:7".into()).await.unwrap(), None);
     assert_eq!(python(&["read", &url, &prefix, "user:42"]).trim(), "null");
+}
+
+/// A tag's invalidation through the tiered cache deletes, in Redis and in every process's
+/// local tiers, the keys whose values still carry the tag, across many slots; a key
+/// rewritten without the tag since stays (`RedisTier`'s own, whose values are opaque bytes,
+/// deletes it).
+async fn a_key_rewritten_without_its_tag_survives_the_tag(config: RedisConfig) {
+    let writer = tiered(config.clone(), None).await;
+    let reader = tiered(config.clone(), None).await;
+    let tag: Vec<Tag> = vec!["user:7".into()];
+    for i in 0..40 {
+        writer
+            .insert_with(&format!("page:{i}"), format!("v{i}"), None, &tag)
+            .await
+            .unwrap();
+    }
+    // The tag second of two: the script reads past the first.
+    writer
+        .insert_with(
+            &"page:1".to_string(),
+            "v1".into(),
+            None,
+            &["team:3".into(), "user:7".into()],
+        )
+        .await
+        .unwrap();
+    // Tags past the first 512 bytes of a value, which the script reads first: one value
+    // carries the tag at the end of them, one was rewritten without it.
+    let teams: Vec<Tag> = (0..60).map(|i| Tag::from(format!("team:{i:05}"))).collect();
+    let mut wide = teams.clone();
+    wide.push("user:7".into());
+    let (wide_key, kept_key) = ("wide".to_string(), "wide, rewritten".to_string());
+    writer
+        .insert_with(&wide_key, "w".repeat(5000), None, &wide)
+        .await
+        .unwrap();
+    writer
+        .insert_with(&kept_key, "w".repeat(5000), None, &tag)
+        .await
+        .unwrap();
+    writer
+        .insert_with(&kept_key, "kept".into(), None, &teams)
+        .await
+        .unwrap();
+    let rewritten = "page:0".to_string();
+    writer
+        .insert_with(&rewritten, "untagged".into(), None, &["user:8".into()])
+        .await
+        .unwrap();
+    for i in 0..40 {
+        reader
+            .get(&format!("page:{i}"))
+            .await
+            .unwrap()
+            .expect("cached by the reader");
+    }
+    assert_eq!(writer.invalidate_tag("user:7").await.unwrap(), 40);
+    assert_eq!(writer.get(&wide_key).await.unwrap(), None);
+    assert_eq!(
+        writer.get(&kept_key).await.unwrap().as_deref(),
+        Some("kept")
+    );
+    for cache in [&writer, &reader] {
+        for i in 1..40 {
+            until(cache, &format!("page:{i}"), None).await;
+        }
+        assert_eq!(
+            cache.get(&rewritten).await.unwrap().as_deref(),
+            Some("untagged")
+        );
+    }
+    assert_eq!(writer.invalidate_tag("user:8").await.unwrap(), 1);
+    assert_eq!(writer.get(&rewritten).await.unwrap(), None);
+    // The byte-level tier cannot read a value's tags: it deletes what the set lists.
+    let tier = RedisTier::connect(config).await.unwrap();
+    tier.insert(b"k", b"tagged", None, &tag).await.unwrap();
+    tier.insert(b"k", b"rewritten", None, &[]).await.unwrap();
+    assert_eq!(tier.invalidate_tag("user:7").await.unwrap(), 1);
+    assert_eq!(tier.get(b"k").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rewritten_without_its_tag_survives_the_tag_standalone() {
+    let Some(config) = standalone_config("retag") else {
+        return;
+    };
+    a_key_rewritten_without_its_tag_survives_the_tag(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rewritten_without_its_tag_survives_the_tag_in_a_cluster() {
+    let Some(config) = cluster_config("retag") else {
+        return;
+    };
+    a_key_rewritten_without_its_tag_survives_the_tag(config).await;
 }

@@ -1,10 +1,11 @@
 //! The Redis tier: Strata's keys in a shared Redis (standalone or Cluster).
 //!
-//! Nearly every command touches one key, so everything works in a Cluster without hash tags on
-//! the data keys: a tag set `{prefix}:t:{tag}` lists the keys carrying the tag, and
-//! invalidating the tag deletes them one `DEL` each (pipelined; the cluster client routes each
-//! to its slot's node). The exception is a key's lease, which its writes and its fill touch
-//! together with the key: the lease key carries a hash tag chosen to land in the key's slot.
+//! Every command touches the keys of one slot, so everything works in a Cluster without hash
+//! tags on the data keys: a tag set `{prefix}:t:{tag}` lists the keys carrying the tag, and
+//! invalidating the tag deletes them with a script call per slot (pipelined; the cluster
+//! client routes each to its slot's node). A key's lease goes with the key: the lease key
+//! carries a hash tag chosen to land in the key's slot, so that a write, a lease holder's
+//! fill and a tag's invalidation touch both at once.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, Slot};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 use redis::{
     AsyncCommands, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisResult, ServerErrorKind, Value,
 };
@@ -243,18 +243,42 @@ fn fill_script() -> &'static redis::Script {
     &SCRIPT
 }
 
+/// Redis Cluster's slots.
+const SLOTS: usize = 16_384;
+
+/// The Cluster slot of a key, as Redis computes it: CRC16 (XMODEM) of its hash tag, or of the
+/// whole key without one.
+fn slot_of(key: &[u8]) -> usize {
+    let crc = crc16::State::<crc16::XMODEM>::calculate(hash_tag(key).unwrap_or(key));
+    usize::from(crc) % SLOTS
+}
+
+/// `n` in lowercase hex, in `buf`.
+fn hex(n: u32, buf: &mut [u8; 8]) -> &[u8] {
+    let digits = (32 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, byte) in buf[..digits].iter_mut().enumerate() {
+        let nibble = (n >> (4 * (digits - 1 - i))) & 0xF;
+        *byte = b"0123456789abcdef"[nibble as usize];
+    }
+    &buf[..digits]
+}
+
 /// For each Cluster slot, the smallest number whose hex form hashes to it, computed once
-/// (16,384 slots, about 170,000 CRC16s): `{n}` in a lease key puts it in its data key's slot.
-fn slot_tags() -> &'static HashMap<Slot, u32> {
-    static TAGS: LazyLock<HashMap<Slot, u32>> = LazyLock::new(|| {
-        const SLOTS: usize = 16_384;
-        let mut tags = HashMap::with_capacity(SLOTS);
-        let mut n = 0_u32;
-        while tags.len() < SLOTS {
-            tags.entry(Slot::for_key(format!("{n:x}"))).or_insert(n);
+/// (about 170,000 CRC16s, a few milliseconds): `{n}` in a lease key puts it in its data key's
+/// slot.
+fn slot_tags() -> &'static [u32] {
+    static TAGS: LazyLock<Box<[u32]>> = LazyLock::new(|| {
+        let mut tags = vec![u32::MAX; SLOTS];
+        let (mut left, mut n, mut buf) = (SLOTS, 0_u32, [0_u8; 8]);
+        while left > 0 {
+            let tag = &mut tags[slot_of(hex(n, &mut buf))];
+            if *tag == u32::MAX {
+                *tag = n;
+                left -= 1;
+            }
             n += 1;
         }
-        tags
+        tags.into_boxed_slice()
     });
     &TAGS
 }
@@ -353,8 +377,10 @@ impl RedisTier {
         let prefix = &self.inner.config.prefix;
         let mut out = format!("{prefix}:l:").into_bytes();
         if !prefix.contains('{') {
-            let n = slot_tags()[&Slot::for_key(self.data_key(key))];
-            out.extend_from_slice(format!("{{{n:x}}}").as_bytes());
+            let n = slot_tags()[slot_of(&self.data_key(key))];
+            out.push(b'{');
+            out.extend_from_slice(hex(n, &mut [0; 8]));
+            out.push(b'}');
         }
         out.extend_from_slice(key);
         out
@@ -573,10 +599,10 @@ impl RedisTier {
         // concurrent calls). The script by its SHA1, whole to a server that lacks it (a key
         // the first attempt deleted then reads as kept, and leaves other processes' local
         // tiers by its tag alone).
-        let mut groups: HashMap<Option<Slot>, Vec<&[u8]>> = HashMap::new();
+        let mut groups: HashMap<Option<usize>, Vec<&[u8]>> = HashMap::new();
         for &key in &keys {
-            let slot = matches!(self.inner.conn, Conn::Cluster(_))
-                .then(|| Slot::for_key(self.data_key(key)));
+            let slot =
+                matches!(self.inner.conn, Conn::Cluster(_)).then(|| slot_of(&self.data_key(key)));
             groups.entry(slot).or_default().push(key);
         }
         let groups: Vec<&[&[u8]]> = groups
@@ -850,6 +876,8 @@ fn glob_escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use redis::cluster_routing::Slot;
+
     use super::*;
 
     /// A tier for looking at key names; its standalone connection is lazy, so no server.
@@ -888,12 +916,17 @@ mod tests {
         }
     }
 
+    /// Checked against the Redis client's own slot function.
     #[test]
     fn every_slot_has_a_tag() {
         let tags = slot_tags();
-        assert_eq!(tags.len(), 16_384);
-        for (slot, n) in tags {
-            assert_eq!(Slot::for_key(format!("{{{n:x}}}anything")), *slot);
+        assert_eq!(tags.len(), SLOTS);
+        for (slot, n) in tags.iter().enumerate() {
+            let want = Slot::new(u16::try_from(slot).unwrap());
+            assert_eq!(Some(Slot::for_key(format!("{{{n:x}}}anything"))), want);
+        }
+        for n in [0, 1, 0xf, 0x10, 0xabc, 0x2_9a00, u32::MAX] {
+            assert_eq!(hex(n, &mut [0; 8]), format!("{n:x}").as_bytes());
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -29,14 +30,30 @@ use crate::stats::{Counters, TierStats};
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Arc<ClusterPool>),
+}
+
+/// Cluster connections taken in turn. One connection of the cluster client carries each
+/// request through one task, and a burst of requests (10,000 tagged writes at once) waited
+/// there past the timeout; several share the load (see `RedisConfig::cluster_connections`).
+struct ClusterPool {
+    connections: Vec<ClusterConnection>,
+    next: AtomicUsize,
+}
+
+impl ClusterPool {
+    /// The next connection in turn.
+    fn pick(&self) -> ClusterConnection {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
 }
 
 impl Conn {
     async fn cmd<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
         match self {
             Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(pool) => cmd.query_async(&mut pool.pick()).await,
         }
     }
 
@@ -44,7 +61,7 @@ impl Conn {
     async fn pipe<T: FromRedisValue>(&self, pipe: &Pipeline) -> RedisResult<T> {
         match self {
             Conn::Single(c) => pipe.query_async(&mut c.clone()).await,
-            Conn::Cluster(c) => pipe.query_async(&mut c.clone()).await,
+            Conn::Cluster(pool) => pipe.query_async(&mut pool.pick()).await,
         }
     }
 
@@ -80,7 +97,7 @@ impl Conn {
     ) -> RedisResult<T> {
         match self {
             Conn::Single(c) => invocation.invoke_async(&mut c.clone()).await,
-            Conn::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+            Conn::Cluster(pool) => invocation.invoke_async(&mut pool.pick()).await,
         }
     }
 
@@ -96,9 +113,9 @@ impl Conn {
                 }
                 pipe.query_async(&mut c.clone()).await
             }
-            Conn::Cluster(c) => {
+            Conn::Cluster(pool) => {
                 let results = futures_util::future::join_all(cmds.iter().map(|cmd| {
-                    let mut c = c.clone();
+                    let mut c = pool.pick();
                     async move { cmd.query_async::<Value>(&mut c).await }
                 }))
                 .await;
@@ -316,7 +333,14 @@ impl RedisTier {
                 .response_timeout(config.timeout)
                 .retries(1)
                 .build()?;
-            Conn::Cluster(client.get_async_connection().await?)
+            let connections = futures_util::future::try_join_all(
+                (0..config.cluster_connections.max(1)).map(|_| client.get_async_connection()),
+            )
+            .await?;
+            Conn::Cluster(Arc::new(ClusterPool {
+                connections,
+                next: AtomicUsize::new(0),
+            }))
         } else {
             let url = config.urls.first().cloned().unwrap_or_default();
             let mut info = redis::IntoConnectionInfo::into_connection_info(url.as_str())?;
@@ -687,13 +711,13 @@ impl RedisTier {
                             cursor = next;
                         }
                     }
-                    Conn::Cluster(c) => {
+                    Conn::Cluster(pool) => {
                         let routing = RoutingInfo::MultiNode((
                             MultipleNodeRoutingInfo::AllMasters,
                             Some(ResponsePolicy::CombineArrays),
                         ));
-                        let value = c
-                            .clone()
+                        let value = pool
+                            .pick()
                             .route_command(redis::cmd("KEYS").arg(&pattern).clone(), routing)
                             .await?;
                         Ok(Vec::<Vec<u8>>::from_redis_value(value)?)
@@ -833,7 +857,7 @@ impl RedisTier {
         let channel = self.channel();
         let result: RedisResult<Value> = match &self.inner.conn {
             Conn::Single(c) => c.clone().publish(&channel, message).await,
-            Conn::Cluster(c) => c.clone().publish(&channel, message).await,
+            Conn::Cluster(pool) => pool.pick().publish(&channel, message).await,
         };
         if let Err(e) = result {
             self.note_error(&e);

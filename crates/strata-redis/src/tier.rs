@@ -241,6 +241,16 @@ fn invalidate_tag_script() -> &'static redis::Script {
 /// At most this many keys in one call of [`INVALIDATE_TAG`]: a call blocks its server.
 const KEYS_PER_INVALIDATION: usize = 256;
 
+/// A command that runs `script` (whose text is `source`): by its SHA1, or, for a server that
+/// lacks it, whole ([`RedisTier::by_sha_else_whole`]).
+fn script_cmd(script: &redis::Script, source: &str, by_sha: bool) -> Cmd {
+    if by_sha {
+        redis::cmd("EVALSHA").arg(script.get_hash()).clone()
+    } else {
+        redis::cmd("EVAL").arg(source).clone()
+    }
+}
+
 /// A lease holder's fill: sets the data key (`KEYS[2]`) to `ARGV[2]` (TTL `ARGV[3]` ms, 0 for
 /// none) and ends the lease (`KEYS[1]`), only if the lease is still the holder's (`ARGV[1]`).
 /// Every write of the key deletes its lease first, so a value computed before a write never
@@ -484,14 +494,15 @@ impl RedisTier {
         let ttl_ms = millis(ttl);
         self.run(
             (),
-            self.write_retrying(|by_sha| {
+            self.by_sha_else_whole(|by_sha| {
                 let mut set = redis::cmd("SET");
                 set.arg(&data_key).arg(value);
                 if ttl_ms > 0 {
                     set.arg("PX").arg(ttl_ms);
                 }
                 let ordered = vec![redis::cmd("DEL").arg(&lease_key).clone(), set];
-                (ordered, self.tag_commands(&data_key, ttl_ms, tags, by_sha))
+                let tagging = self.tag_commands(&data_key, ttl_ms, tags, by_sha);
+                self.inner.conn.write(ordered, tagging)
             }),
         )
         .await
@@ -513,11 +524,9 @@ impl RedisTier {
         let ttl_ms = millis(ttl);
         self.run(
             (),
-            self.write_retrying(|by_sha| {
-                (
-                    Vec::new(),
-                    self.tag_commands(&data_key, ttl_ms, tags, by_sha),
-                )
+            self.by_sha_else_whole(|by_sha| {
+                let tagging = self.tag_commands(&data_key, ttl_ms, tags, by_sha);
+                self.inner.conn.write(Vec::new(), tagging)
             }),
         )
         .await
@@ -534,31 +543,23 @@ impl RedisTier {
     ) -> Vec<Cmd> {
         tags.iter()
             .map(|tag| {
-                let mut cmd = if by_sha {
-                    redis::cmd("EVALSHA").arg(tag_script().get_hash()).clone()
-                } else {
-                    redis::cmd("EVAL").arg(TAG).clone()
-                };
+                let mut cmd = script_cmd(tag_script(), TAG, by_sha);
                 cmd.arg(1).arg(self.tag_key(tag)).arg(data_key).arg(ttl_ms);
                 cmd
             })
             .collect()
     }
 
-    /// Sends `batch(true)` ([`Conn::write`]'s two parts), with the tag script by its SHA1. A
-    /// server that lacks the script (restarted, or `SCRIPT FLUSH`ed) answers `NOSCRIPT`; the
-    /// batch then goes again as `batch(false)`, with the script whole, which loads it there.
-    /// Every command of a batch is idempotent, so sending one twice is harmless.
-    async fn write_retrying(
-        &self,
-        batch: impl Fn(bool) -> (Vec<Cmd>, Vec<Cmd>),
-    ) -> RedisResult<()> {
-        let (ordered, rest) = batch(true);
-        match self.inner.conn.write(ordered, rest).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                let (ordered, rest) = batch(false);
-                self.inner.conn.write(ordered, rest).await
-            }
+    /// Sends a batch with its scripts by their SHA1 (`send(true)`, see [`script_cmd`]). A
+    /// server that lacks a script (restarted, or `SCRIPT FLUSH`ed) answers `NOSCRIPT`; the
+    /// batch then goes again with the scripts whole (`send(false)`), which loads them there.
+    /// A batch sent so must be idempotent.
+    async fn by_sha_else_whole<T, F>(&self, send: impl Fn(bool) -> F) -> RedisResult<T>
+    where
+        F: Future<Output = RedisResult<T>>,
+    {
+        match send(true).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => send(false).await,
             done => done,
         }
     }
@@ -637,13 +638,7 @@ impl RedisTier {
             let mut cmds: Vec<Cmd> = groups
                 .iter()
                 .map(|group| {
-                    let mut cmd = if by_sha {
-                        redis::cmd("EVALSHA")
-                            .arg(invalidate_tag_script().get_hash())
-                            .clone()
-                    } else {
-                        redis::cmd("EVAL").arg(INVALIDATE_TAG).clone()
-                    };
+                    let mut cmd = script_cmd(invalidate_tag_script(), INVALIDATE_TAG, by_sha);
                     cmd.arg(2 * group.len());
                     for key in *group {
                         cmd.arg(self.data_key(key)).arg(self.lease_key(key));
@@ -656,14 +651,10 @@ impl RedisTier {
             cmds
         };
         let replies = self
-            .run(Vec::new(), async {
-                match self.inner.conn.many(batch(true)).await {
-                    Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                        self.inner.conn.many(batch(false)).await
-                    }
-                    done => done,
-                }
-            })
+            .run(
+                Vec::new(),
+                self.by_sha_else_whole(|by_sha| self.inner.conn.many(batch(by_sha))),
+            )
             .await?;
         let mut deleted = Vec::new();
         for (group, reply) in groups.iter().zip(&replies) {

@@ -7,19 +7,49 @@ The layout (docs/redis-tier.md, "From another language"):
 - value: a u16 little-endian tag count, each tag as a u16 little-endian length and its UTF-8
   bytes, then the codec's bytes (JSON with `strata_redis::Json`).
 
+- lease: `{prefix}:l:{n}` + the encoded key, where `n` is the smallest number whose
+  lowercase hex form hashes to the data key's Cluster slot (`{prefix}:l:` + the encoded key
+  if the prefix has a hash tag of its own). A write or a removal deletes the lease in the
+  same pipeline, before it writes: a value that a Strata process was computing meanwhile,
+  from a source read before this write, is then not stored over it.
+
 A cache of this prefix in another process hears of a write made here through RESP3 client
 tracking (a standalone server; its default), not on a Redis Cluster (there, its local copies
-live until `max_local_ttl`). A write from here does not end a lease: a value that a Strata
-process was computing meanwhile may overwrite it.
+live until `max_local_ttl`).
 
-Used as a module (`key`, `decode`, `encode`) or from the command line:
+Used as a module (`key`, `lease_key`, `decode`, `encode`) or from the command line:
     strata_tiered_format.py read URL PREFIX KEY            -> {"tags": [...], "value": ...}
     strata_tiered_format.py write URL PREFIX KEY JSON [TTL_MS|-] [TAG ...]
+    strata_tiered_format.py remove URL PREFIX KEY          -> 1 if it existed, else 0
 """
 
+import binascii
 import json
 import struct
 import sys
+
+SLOTS = 16384
+_slot_tags = {}
+
+
+def hash_slot(redis_key: bytes) -> int:
+    """The Redis Cluster slot of a key: CRC16 (XMODEM) of its hash tag, or of the whole key."""
+    start = redis_key.find(b"{")
+    if start >= 0:
+        end = redis_key.find(b"}", start + 1)
+        if end > start + 1:
+            redis_key = redis_key[start + 1 : end]
+    return binascii.crc_hqx(redis_key, 0) % SLOTS
+
+
+def slot_tag(slot: int) -> bytes:
+    """The smallest number, in lowercase hex, whose hash lands in `slot` (Strata's choice)."""
+    if slot not in _slot_tags:
+        n = 0
+        while hash_slot(b"%x" % n) != slot:
+            n += 1
+        _slot_tags[slot] = b"%x" % n
+    return _slot_tags[slot]
 
 
 def key(prefix: str, cache_key: str) -> bytes:
@@ -32,6 +62,15 @@ def key(prefix: str, cache_key: str) -> bytes:
         if not n:
             break
     return prefix.encode() + b":k:" + bytes(varint) + data
+
+
+def lease_key(prefix: str, cache_key: str) -> bytes:
+    """The Redis key of a string cache key's lease, in the data key's Cluster slot."""
+    encoded = key(prefix, cache_key)[len(prefix) + 3 :]
+    if "{" in prefix:
+        return prefix.encode() + b":l:" + encoded
+    tag = slot_tag(hash_slot(key(prefix, cache_key)))
+    return prefix.encode() + b":l:{" + tag + b"}" + encoded
 
 
 def decode(raw: bytes):
@@ -71,10 +110,19 @@ def main(argv):
         ttl_ms = int(rest[0]) if rest and rest[0] != "-" else None
         tags = rest[1:]
         redis_key = key(prefix, cache_key)
-        client.set(redis_key, encode(tags, json.dumps(json.loads(value)).encode()), px=ttl_ms)
+        # In order, on one connection: the lease goes before the value is written.
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(lease_key(prefix, cache_key))
+        pipe.set(redis_key, encode(tags, json.dumps(json.loads(value)).encode()), px=ttl_ms)
         for tag in tags:
             # Listed in the tag's set, so that `invalidate_tag` reaches it.
-            client.sadd(f"{prefix}:t:{tag}", redis_key)
+            pipe.sadd(f"{prefix}:t:{tag}", redis_key)
+        pipe.execute()
+    elif command == "remove":
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(lease_key(prefix, cache_key))
+        pipe.delete(key(prefix, cache_key))
+        print(pipe.execute()[1])
     else:
         sys.exit(f"unknown command {command!r}")
 

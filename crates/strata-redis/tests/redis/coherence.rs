@@ -607,6 +607,25 @@ async fn the_default_ttl_applies_to_inserts_and_computed_values() {
     assert!(within(ttl_of("computed").await, 30));
 }
 
+/// Runs `scripts/strata_tiered_format.py` (redis-py) with `args`; its output.
+fn python(args: &[&str]) -> String {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/strata_tiered_format.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "redis-py failed (pip install redis): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Another language reads and writes a JSON cache's entries in Redis with redis-py and
 /// `scripts/strata_tiered_format.py`, the layout `docs/redis-tier.md` documents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -621,23 +640,6 @@ async fn python_reads_and_writes_a_json_caches_entries() {
     };
     let prefix = crate::prefix("python");
     let config = RedisConfig::standalone(&url).prefix(&prefix).strict(true);
-    let python = |args: &[&str]| {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/strata_tiered_format.py"
-        );
-        let out = std::process::Command::new("python3")
-            .arg(script)
-            .args(args)
-            .output()
-            .expect("python3 must be installed");
-        assert!(
-            out.status.success(),
-            "redis-py failed (pip install redis): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
     let cache: TieredCache<String, Profile> = TieredCache::builder()
         .redis(config)
         .memory(10)
@@ -687,6 +689,61 @@ async fn python_reads_and_writes_a_json_caches_entries() {
     assert_eq!(cache.invalidate_tag("team:1").await.unwrap(), 2);
     assert_eq!(cache.get(&"user:7".into()).await.unwrap(), None);
     assert_eq!(python(&["read", &url, &prefix, "user:42"]).trim(), "null");
+}
+
+/// A write or a removal through the Python helper while a Strata process computes the key
+/// wins, as a Strata write does: the helper deletes the key's lease, whose key it derives as
+/// Strata does (for a key with a hash tag of its own as well).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_write_during_a_load_wins() {
+    let Some(url) = crate::standalone() else {
+        return;
+    };
+    let prefix = crate::prefix("pylease");
+    let loader: std::sync::Arc<TieredCache<String, String>> = std::sync::Arc::new(
+        TieredCache::builder()
+            .redis(RedisConfig::standalone(&url).prefix(&prefix).strict(true))
+            .memory(10)
+            .codec(strata_redis::Json)
+            .build()
+            .await
+            .unwrap(),
+    );
+    for (key, removal) in [
+        ("user:9", false),
+        ("team{7}:users", false),
+        ("user:10", true),
+    ] {
+        let (load, go_tx) = blocked_load(&loader, key, None, &[], "from the old row").await;
+        let want = if removal {
+            assert_eq!(python(&["remove", &url, &prefix, key]).trim(), "0");
+            None
+        } else {
+            python(&["write", &url, &prefix, key, r#""from python""#]);
+            Some("from python")
+        };
+        go_tx.send(()).unwrap();
+        assert_eq!(load.await.unwrap(), "from the old row");
+        let stored: serde_json::Value =
+            serde_json::from_str(&python(&["read", &url, &prefix, key])).unwrap();
+        assert_eq!(
+            stored,
+            want.map_or(serde_json::Value::Null, |value| {
+                serde_json::json!({"tags": [], "value": value})
+            }),
+            "{key} in Redis"
+        );
+        assert_eq!(
+            loader.get(&key.to_string()).await.unwrap().as_deref(),
+            want,
+            "{key}"
+        );
+    }
+    // A removal of a value the cache wrote.
+    let key = "user:11".to_string();
+    loader.insert(&key, "v".into()).await.unwrap();
+    assert_eq!(python(&["remove", &url, &prefix, &key]).trim(), "1");
+    assert_eq!(python(&["read", &url, &prefix, &key]).trim(), "null");
 }
 
 /// A tag's invalidation through the tiered cache deletes, in Redis and in every process's

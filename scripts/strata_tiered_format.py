@@ -13,18 +13,21 @@ The layout (docs/redis-tier.md, "From another language"):
   same pipeline, before it writes: a value that a Strata process was computing meanwhile,
   from a source read before this write, is then not stored over it.
 
-A cache of this prefix in another process hears of a write made here through RESP3 client
-tracking (a standalone server; its default), not on a Redis Cluster (there, its local copies
-live until `max_local_ttl`).
+- invalidation: after a write or a removal, `k`, 16 bytes naming the writer, and the encoded
+  key, published on `{prefix}:invalidations`. The caches of this prefix in other processes
+  drop their local copies when they hear it (on a Redis Cluster; on a standalone server
+  they hear of every write through RESP3 client tracking, and do not listen).
 
-Used as a module (`key`, `lease_key`, `decode`, `encode`) or from the command line:
-    strata_tiered_format.py read URL PREFIX KEY            -> {"tags": [...], "value": ...}
-    strata_tiered_format.py write URL PREFIX KEY JSON [TTL_MS|-] [TAG ...]
-    strata_tiered_format.py remove URL PREFIX KEY          -> 1 if it existed, else 0
+Used as a module (`key`, `lease_key`, `decode`, `encode`, `invalidation`) or from the
+command line (`--cluster`: URL is a node of a Redis Cluster):
+    strata_tiered_format.py [--cluster] read URL PREFIX KEY    -> {"tags": [...], "value": ...}
+    strata_tiered_format.py [--cluster] write URL PREFIX KEY JSON [TTL_MS|-] [TAG ...]
+    strata_tiered_format.py [--cluster] remove URL PREFIX KEY  -> 1 if it existed, else 0
 """
 
 import binascii
 import json
+import os
 import struct
 import sys
 
@@ -73,6 +76,12 @@ def lease_key(prefix: str, cache_key: str) -> bytes:
     return prefix.encode() + b":l:{" + tag + b"}" + encoded
 
 
+def invalidation(prefix: str, cache_key: str):
+    """The channel and the message that tell other processes' caches to drop `cache_key`."""
+    encoded = key(prefix, cache_key)[len(prefix) + 3 :]
+    return f"{prefix}:invalidations", b"k" + os.urandom(16) + encoded
+
+
 def decode(raw: bytes):
     """The tags and the codec's bytes of a stored value."""
     (count,) = struct.unpack_from("<H", raw, 0)
@@ -96,8 +105,14 @@ def encode(tags, payload: bytes) -> bytes:
 def main(argv):
     import redis
 
+    cluster = len(argv) > 1 and argv[1] == "--cluster"
+    if cluster:
+        argv = argv[1:]
     command, url, prefix, cache_key = argv[1:5]
-    client = redis.Redis.from_url(url)
+    if cluster:
+        client = redis.RedisCluster.from_url(url)
+    else:
+        client = redis.Redis.from_url(url)
     if command == "read":
         raw = client.get(key(prefix, cache_key))
         if raw is None:
@@ -118,11 +133,14 @@ def main(argv):
             # Listed in the tag's set, so that `invalidate_tag` reaches it.
             pipe.sadd(f"{prefix}:t:{tag}", redis_key)
         pipe.execute()
+        client.publish(*invalidation(prefix, cache_key))
     elif command == "remove":
         pipe = client.pipeline(transaction=False)
         pipe.delete(lease_key(prefix, cache_key))
         pipe.delete(key(prefix, cache_key))
-        print(pipe.execute()[1])
+        removed = pipe.execute()[1]
+        client.publish(*invalidation(prefix, cache_key))
+        print(removed)
     else:
         sys.exit(f"unknown command {command!r}")
 

@@ -693,22 +693,36 @@ async fn python_reads_and_writes_a_json_caches_entries() {
 
 /// A write or a removal through the Python helper while a Strata process computes the key
 /// wins, as a Strata write does: the helper deletes the key's lease, whose key it derives as
-/// Strata does (for a key with a hash tag of its own as well).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_write_during_a_load_wins() {
-    let Some(url) = crate::standalone() else {
-        return;
+/// Strata does (for a key with a hash tag of its own as well). Another process's local copy
+/// of a key Python writes or removes goes (client tracking on a standalone server, the
+/// invalidation channel on a Cluster).
+async fn a_python_write_during_a_load_wins(config: RedisConfig, prefix: &str, node: &[&str]) {
+    let py = |command: &str, rest: &[&str]| {
+        let args: Vec<&str> = node[..node.len() - 1]
+            .iter()
+            .copied()
+            .chain([command, node[node.len() - 1], prefix])
+            .chain(rest.iter().copied())
+            .collect();
+        python(&args)
     };
-    let prefix = crate::prefix("pylease");
-    let loader: std::sync::Arc<TieredCache<String, String>> = std::sync::Arc::new(
-        TieredCache::builder()
-            .redis(RedisConfig::standalone(&url).prefix(&prefix).strict(true))
+    let json_cache = || async {
+        let cache: TieredCache<String, String> = TieredCache::builder()
+            .redis(config.clone())
             .memory(10)
             .codec(strata_redis::Json)
             .build()
             .await
-            .unwrap(),
-    );
+            .unwrap();
+        let start = Instant::now();
+        while !cache.stats().subscribed {
+            assert!(start.elapsed() < Duration::from_secs(5), "never subscribed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cache
+    };
+    let loader = std::sync::Arc::new(json_cache().await);
+    let reader = json_cache().await;
     for (key, removal) in [
         ("user:9", false),
         ("team{7}:users", false),
@@ -716,16 +730,15 @@ async fn a_python_write_during_a_load_wins() {
     ] {
         let (load, go_tx) = blocked_load(&loader, key, None, &[], "from the old row").await;
         let want = if removal {
-            assert_eq!(python(&["remove", &url, &prefix, key]).trim(), "0");
+            assert_eq!(py("remove", &[key]).trim(), "0");
             None
         } else {
-            python(&["write", &url, &prefix, key, r#""from python""#]);
+            py("write", &[key, r#""from python""#]);
             Some("from python")
         };
         go_tx.send(()).unwrap();
         assert_eq!(load.await.unwrap(), "from the old row");
-        let stored: serde_json::Value =
-            serde_json::from_str(&python(&["read", &url, &prefix, key])).unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&py("read", &[key])).unwrap();
         assert_eq!(
             stored,
             want.map_or(serde_json::Value::Null, |value| {
@@ -739,11 +752,47 @@ async fn a_python_write_during_a_load_wins() {
             "{key}"
         );
     }
-    // A removal of a value the cache wrote.
+    // Another process's local copy goes when Python writes or removes the key.
     let key = "user:11".to_string();
     loader.insert(&key, "v".into()).await.unwrap();
-    assert_eq!(python(&["remove", &url, &prefix, &key]).trim(), "1");
-    assert_eq!(python(&["read", &url, &prefix, &key]).trim(), "null");
+    assert_eq!(reader.get(&key).await.unwrap().as_deref(), Some("v"));
+    for (command, args, want) in [
+        ("write", vec![key.as_str(), r#""w""#], Some("w")),
+        ("remove", vec![key.as_str()], None),
+    ] {
+        py(command, &args);
+        let start = Instant::now();
+        while reader.get(&key).await.unwrap().as_deref() != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the local copy outlived Python's {command}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(py("read", &[&key]).trim(), "null");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_write_during_a_load_wins_standalone() {
+    let Some(url) = crate::standalone() else {
+        return;
+    };
+    let prefix = crate::prefix("pylease");
+    let config = RedisConfig::standalone(&url).prefix(&prefix).strict(true);
+    a_python_write_during_a_load_wins(config, &prefix, &[&url]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_write_during_a_load_wins_in_a_cluster() {
+    let Some(urls) = crate::cluster() else {
+        return;
+    };
+    let prefix = crate::prefix("pylease");
+    let config = RedisConfig::cluster(urls.clone())
+        .prefix(&prefix)
+        .strict(true);
+    a_python_write_during_a_load_wins(config, &prefix, &["--cluster", &urls[0]]).await;
 }
 
 /// A tag's invalidation through the tiered cache deletes, in Redis and in every process's

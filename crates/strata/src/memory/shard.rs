@@ -253,8 +253,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// Resizes the regions: the window gets `shape.window` of capacity, the protected segment
     /// `shape.protected` of the rest.
     pub(crate) fn set_shape(&mut self, shape: Shape) {
-        let entering = shape.s3fifo && !self.shape.s3fifo;
-        if entering {
+        // Into S3-FIFO, or to a smaller small queue: the queue's overflow moves to main.
+        let entering = shape.s3fifo && (!self.shape.s3fifo || shape.window < self.shape.window);
+        if shape.s3fifo && !self.shape.s3fifo {
             self.ghost = Ghost::new(self.table.len());
         } else if !shape.s3fifo {
             self.ghost = Ghost::default();
@@ -646,7 +647,12 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
                 .map_or(0, |e| hasher.hash_one(&e.key))
         });
         self.weight += u64::from(new.weight);
-        let region = if self.shape.s3fifo && self.ghost.take(new.hash) {
+        // S3-FIFO: a key back while its ghost lasts goes to main, and so does every new key
+        // while main has room in a shape that fills it first.
+        let region = if self.shape.s3fifo
+            && (self.ghost.take(new.hash)
+                || (self.shape.fill_main && self.weight <= self.capacity - self.window_capacity))
+        {
             Region::Probation
         } else {
             Region::Window
@@ -1241,7 +1247,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::minisim::{CANDIDATES, S3FIFO};
+    use crate::policy::minisim::{CANDIDATES, S3FIFO, Shape};
 
     type TestShard = Shard<u64, u64, foldhash::fast::FixedState>;
 
@@ -1394,6 +1400,70 @@ mod tests {
         assert_eq!(region_of(&shard, 0), Some(Region::Probation));
         put(&mut shard, 1001);
         assert_eq!(region_of(&shard, 1001), Some(Region::Window));
+    }
+
+    /// S3-FIFO that fills main first (as LIRS makes its first keys LIR, and quick_cache fills
+    /// its hot region): the keys that filled the cache are in main, and a scan of one-hit
+    /// wonders passes through the small queue without displacing them. Filled through the
+    /// small queue, as published S3-FIFO is, they are the first to go.
+    #[test]
+    fn filling_main_first_keeps_the_first_keys_through_a_scan() {
+        let fill_main = CANDIDATES
+            .into_iter()
+            .find(|shape| shape.fill_main)
+            .expect("a candidate fills main first");
+        for (shape, kept) in [
+            (fill_main, 99),
+            (
+                Shape {
+                    fill_main: false,
+                    ..fill_main
+                },
+                0,
+            ),
+        ] {
+            let mut shard = shard_of(100, shape);
+            for key in 0..100 {
+                put(&mut shard, key);
+            }
+            if shape.fill_main {
+                // Main holds 99 (the small queue 1%): the last key of the fill goes to small.
+                assert_eq!(region_of(&shard, 98), Some(Region::Probation));
+                assert_eq!(region_of(&shard, 99), Some(Region::Window));
+            }
+            for key in 1000..6000 {
+                put(&mut shard, key);
+                shard.check();
+            }
+            let first = (0..99).filter(|&key| hit(&shard, key)).count();
+            assert_eq!(first, kept, "{shape:?}");
+        }
+    }
+
+    /// A change to a smaller small queue moves the queue's overflow to main, a budget per
+    /// write, as entering S3-FIFO does, instead of evicting all of it to the ghost first.
+    #[test]
+    fn shrinking_the_small_queue_moves_its_overflow_to_main() {
+        let mut shard = shard_of(1000, S3FIFO);
+        for key in 0..1200 {
+            put(&mut shard, key); // nothing hit: all of it in the small queue
+        }
+        assert_eq!(shard.lists[Region::Probation as usize].weight, 0);
+        shard.set_shape(Shape {
+            window: 0.01,
+            ..S3FIFO
+        });
+        for key in 2000..2004 {
+            put(&mut shard, key);
+            shard.check();
+        }
+        let moved = 4 * REBALANCE_BUDGET as u64;
+        assert_eq!(shard.lists[Region::Probation as usize].weight, moved);
+        assert_eq!(shard.lists[Region::Window as usize].weight, 1000 - moved);
+        // The oldest of the small queue went to main; each write's victim was the small
+        // queue's head after the entries it moved.
+        assert_eq!(region_of(&shard, 200), Some(Region::Probation));
+        assert_eq!(region_of(&shard, 200 + REBALANCE_BUDGET as u64), None);
     }
 
     /// Entering S3-FIFO from W-TinyLFU: what W-TinyLFU kept in its protected region goes

@@ -27,6 +27,9 @@ pub(crate) struct Shape {
     /// The frequency sketch ages a block at a time instead of all at once (see
     /// `FrequencySketch::set_staggered`).
     pub(crate) staggered: bool,
+    /// S3-FIFO only: while main has room, new keys go straight to it (as LIRS makes its
+    /// first keys LIR, and quick_cache fills its hot region).
+    pub(crate) fill_main: bool,
 }
 
 /// W-TinyLFU with `window` of capacity for the window and `protected` of the main region
@@ -37,19 +40,27 @@ pub(crate) const fn w_tinylfu(window: f64, protected: f64) -> Shape {
         protected,
         s3fifo: false,
         staggered: false,
+        fill_main: false,
     }
 }
 
 /// Candidate shapes: TinyLFU in front of one LRU queue (moka's shape), then W-TinyLFU with
 /// windows from Caffeine's classic 1 % up to plain LRU (window 1), main region split 20/80 as
-/// in Caffeine, S3-FIFO as published, and the classic W-TinyLFU with staggered aging. Spaced
-/// to cover the range, not fitted to any trace.
+/// in Caffeine, S3-FIFO as published, the classic W-TinyLFU with staggered aging, and
+/// S3-FIFO with LIRS's 1% small queue, filled through it or main first. Spaced to cover the
+/// range, not fitted to any trace.
 /// - S3-FIFO's ghost history wins where recency at middle distances matters (the ARC paper's
 ///   P3 trace, web and block traces), W-TinyLFU's frequency filter on loops and scans.
+/// - A 1% small queue keeps main's entries longer than the published 10% (LIRS keeps 1% of
+///   its blocks HIR). Filling main first is how LIRS and quick_cache fill, and how the live
+///   cache fills in effect (W-TinyLFU's 1% window passes its overflow to main without a duel
+///   while main has room): a mini cache filled that way predicts what a switch to this shape
+///   does to the live cache where the first keys matter (multi-pattern traces). After its
+///   first fill a shard runs the two 1% shapes alike.
 /// - Staggered aging (`FrequencySketch::set_staggered`) spares block traces the burst of
 ///   admissions that follows each halving of the whole sketch; on loops, whose keys are all
 ///   equally frequent, the whole-sketch halving keeps them tied and the cached set fixed.
-pub(crate) const CANDIDATES: [Shape; 8] = [
+pub(crate) const CANDIDATES: [Shape; 10] = [
     w_tinylfu(0.0, 0.0),
     w_tinylfu(0.01, 0.8),
     w_tinylfu(0.1, 0.8),
@@ -61,6 +72,15 @@ pub(crate) const CANDIDATES: [Shape; 8] = [
         staggered: true,
         ..w_tinylfu(0.01, 0.8)
     },
+    Shape {
+        window: 0.01,
+        fill_main: true,
+        ..S3FIFO
+    },
+    Shape {
+        window: 0.01,
+        ..S3FIFO
+    },
 ];
 /// S3-FIFO as published (Yang et al., SOSP 2023): a 10% small queue.
 pub(crate) const S3FIFO: Shape = Shape {
@@ -68,6 +88,7 @@ pub(crate) const S3FIFO: Shape = Shape {
     protected: 0.0,
     s3fifo: true,
     staggered: false,
+    fill_main: false,
 };
 /// The shape a cache starts with: W-TinyLFU's classic.
 pub(crate) const INITIAL: Shape = CANDIDATES[1];

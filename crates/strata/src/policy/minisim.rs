@@ -55,8 +55,8 @@ pub(crate) const fn w_tinylfu(window: f64, protected: f64) -> Shape {
 ///   its blocks HIR). Filling main first is how LIRS and quick_cache fill, and how the live
 ///   cache fills in effect (W-TinyLFU's 1% window passes its overflow to main without a duel
 ///   while main has room): a mini cache filled that way predicts what a switch to this shape
-///   does to the live cache where the first keys matter (multi-pattern traces). After its
-///   first fill a shard runs the two 1% shapes alike.
+///   does to the live cache where the first keys matter (multi-pattern traces). A shard runs
+///   the two 1% shapes alike but while main has room (its first fill, or after removals).
 /// - Staggered aging (`FrequencySketch::set_staggered`) spares block traces the burst of
 ///   admissions that follows each halving of the whole sketch; on loops, whose keys are all
 ///   equally frequent, the whole-sketch halving keeps them tied and the cached set fixed.

@@ -49,8 +49,9 @@ impl EvictionPolicy {
     }
 
     /// W-TinyLFU with `window` (a fraction of capacity, `0.0..=1.0`) as its admission window,
-    /// not adapted. `0.0` is TinyLFU in front of one main queue (moka's shape), which suits
-    /// loops and scans; larger windows favour recency, and `1.0` admits by recency alone.
+    /// not adapted, main region split 20/80 (probation/protected) as in Caffeine. `0.0` is
+    /// TinyLFU with no window, which suits loops and scans; larger windows favour recency,
+    /// and `1.0` admits by recency alone.
     /// A value outside `0.0..=1.0` makes [`build`](crate::CacheBuilder::build) fail with
     /// [`Error::InvalidWindow`](crate::Error::InvalidWindow).
     pub const fn tiny_lfu_with_window(window: f64) -> Self {

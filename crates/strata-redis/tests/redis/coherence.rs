@@ -21,8 +21,11 @@ async fn tiered(
                 .unwrap(),
         );
     }
-    let cache = builder.build().await.unwrap();
-    // Wait for the invalidation channel.
+    subscribed(builder.build().await.unwrap()).await
+}
+
+/// `cache`, once its invalidation channel is up.
+async fn subscribed(cache: TieredCache<String, String>) -> TieredCache<String, String> {
     let start = Instant::now();
     while !cache.stats().subscribed {
         assert!(start.elapsed() < Duration::from_secs(5), "never subscribed");
@@ -696,30 +699,28 @@ async fn python_reads_and_writes_a_json_caches_entries() {
 /// Strata does (for a key with a hash tag of its own as well). Another process's local copy
 /// of a key Python writes or removes goes (client tracking on a standalone server, the
 /// invalidation channel on a Cluster).
-async fn a_python_write_during_a_load_wins(config: RedisConfig, prefix: &str, node: &[&str]) {
+async fn a_python_write_during_a_load_wins(
+    config: RedisConfig,
+    prefix: &str,
+    url: &str,
+    cluster: bool,
+) {
     let py = |command: &str, rest: &[&str]| {
-        let args: Vec<&str> = node[..node.len() - 1]
+        let flags: &[&str] = if cluster { &["--cluster"] } else { &[] };
+        let args: Vec<&str> = flags
             .iter()
+            .chain(&[command, url, prefix])
+            .chain(rest)
             .copied()
-            .chain([command, node[node.len() - 1], prefix])
-            .chain(rest.iter().copied())
             .collect();
         python(&args)
     };
     let json_cache = || async {
-        let cache: TieredCache<String, String> = TieredCache::builder()
+        let builder = TieredCache::builder()
             .redis(config.clone())
             .memory(10)
-            .codec(strata_redis::Json)
-            .build()
-            .await
-            .unwrap();
-        let start = Instant::now();
-        while !cache.stats().subscribed {
-            assert!(start.elapsed() < Duration::from_secs(5), "never subscribed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        cache
+            .codec(strata_redis::Json);
+        subscribed(builder.build().await.unwrap()).await
     };
     let loader = std::sync::Arc::new(json_cache().await);
     let reader = json_cache().await;
@@ -780,7 +781,7 @@ async fn a_python_write_during_a_load_wins_standalone() {
     };
     let prefix = crate::prefix("pylease");
     let config = RedisConfig::standalone(&url).prefix(&prefix).strict(true);
-    a_python_write_during_a_load_wins(config, &prefix, &[&url]).await;
+    a_python_write_during_a_load_wins(config, &prefix, &url, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -792,7 +793,7 @@ async fn a_python_write_during_a_load_wins_in_a_cluster() {
     let config = RedisConfig::cluster(urls.clone())
         .prefix(&prefix)
         .strict(true);
-    a_python_write_during_a_load_wins(config, &prefix, &["--cluster", &urls[0]]).await;
+    a_python_write_during_a_load_wins(config, &prefix, &urls[0], true).await;
 }
 
 /// A tag's invalidation through the tiered cache deletes, in Redis and in every process's

@@ -5,21 +5,19 @@ The layout (docs/redis-tier.md, "From another language"):
 - key: `{prefix}:k:` + the postcard encoding of the cache key; for a string key, its UTF-8
   length as a LEB128 varint, then its UTF-8 bytes;
 - value: a u16 little-endian tag count, each tag as a u16 little-endian length and its UTF-8
-  bytes, then the codec's bytes (JSON with `strata_redis::Json`).
-
+  bytes, then the codec's bytes (JSON with `strata_redis::Json`);
 - lease: `{prefix}:l:{n}` + the encoded key, where `n` is the smallest number whose
   lowercase hex form hashes to the data key's Cluster slot (`{prefix}:l:` + the encoded key
   if the prefix has a hash tag of its own). A write or a removal deletes the lease in the
   same pipeline, before it writes: a value that a Strata process was computing meanwhile,
-  from a source read before this write, is then not stored over it.
-
+  from a source read before this write, is then not stored over it;
 - invalidation: after a write or a removal, `k`, 16 bytes naming the writer, and the encoded
   key, published on `{prefix}:invalidations`. The caches of this prefix in other processes
   drop their local copies when they hear it (on a Redis Cluster; on a standalone server
   they hear of every write through RESP3 client tracking, and do not listen).
 
-Used as a module (`key`, `lease_key`, `decode`, `encode`, `invalidation`) or from the
-command line (`--cluster`: URL is a node of a Redis Cluster):
+Used as a module (`encoded`, `key`, `lease_key`, `decode`, `encode`, `invalidation`) or
+from the command line (`--cluster`: URL is a node of a Redis Cluster):
     strata_tiered_format.py [--cluster] read URL PREFIX KEY    -> {"tags": [...], "value": ...}
     strata_tiered_format.py [--cluster] write URL PREFIX KEY JSON [TTL_MS|-] [TAG ...]
     strata_tiered_format.py [--cluster] remove URL PREFIX KEY  -> 1 if it existed, else 0
@@ -55,8 +53,9 @@ def slot_tag(slot: int) -> bytes:
     return _slot_tags[slot]
 
 
-def key(prefix: str, cache_key: str) -> bytes:
-    """The Redis key of a string cache key."""
+def encoded(cache_key: str) -> bytes:
+    """The postcard encoding of a string cache key: its UTF-8 length as a LEB128 varint, then
+    its UTF-8 bytes."""
     data = cache_key.encode()
     n, varint = len(data), bytearray()
     while True:
@@ -64,22 +63,25 @@ def key(prefix: str, cache_key: str) -> bytes:
         varint.append(byte | (0x80 if n else 0))
         if not n:
             break
-    return prefix.encode() + b":k:" + bytes(varint) + data
+    return bytes(varint) + data
+
+
+def key(prefix: str, cache_key: str) -> bytes:
+    """The Redis key of a string cache key."""
+    return prefix.encode() + b":k:" + encoded(cache_key)
 
 
 def lease_key(prefix: str, cache_key: str) -> bytes:
     """The Redis key of a string cache key's lease, in the data key's Cluster slot."""
-    encoded = key(prefix, cache_key)[len(prefix) + 3 :]
     if "{" in prefix:
-        return prefix.encode() + b":l:" + encoded
+        return prefix.encode() + b":l:" + encoded(cache_key)
     tag = slot_tag(hash_slot(key(prefix, cache_key)))
-    return prefix.encode() + b":l:{" + tag + b"}" + encoded
+    return prefix.encode() + b":l:{" + tag + b"}" + encoded(cache_key)
 
 
 def invalidation(prefix: str, cache_key: str):
     """The channel and the message that tell other processes' caches to drop `cache_key`."""
-    encoded = key(prefix, cache_key)[len(prefix) + 3 :]
-    return f"{prefix}:invalidations", b"k" + os.urandom(16) + encoded
+    return f"{prefix}:invalidations", b"k" + os.urandom(16) + encoded(cache_key)
 
 
 def decode(raw: bytes):

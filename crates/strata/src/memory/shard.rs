@@ -1466,6 +1466,48 @@ mod tests {
         assert_eq!(region_of(&shard, 200 + REBALANCE_BUDGET as u64), None);
     }
 
+    proptest::proptest! {
+        /// Any mix of inserts (weights 1–3), reads, removals and changes of shape among every
+        /// candidate keeps the shard's lists, table and weights consistent and within its
+        /// capacity, and a key it holds has the value last inserted for it.
+        #[test]
+        fn any_mix_of_operations_and_shapes_keeps_the_invariants(
+            ops in proptest::collection::vec((0..4_u8, 0..48_u64, 1..4_u32), 1..400),
+            capacity in 1..40_u64,
+        ) {
+            let mut shard = shard_of(capacity, CANDIDATES[1]);
+            let mut latest = std::collections::HashMap::new();
+            for (i, (op, key, n)) in ops.into_iter().enumerate() {
+                let hash = shard.hasher.hash_one(key);
+                let mut out = Removals::new(false, None);
+                match op {
+                    0 => {
+                        let new = NewEntry::untimed(hash, key, i as u64, n, Box::default(), 0);
+                        shard.insert(new, 0, &mut out);
+                        if u64::from(n) > capacity {
+                            latest.remove(&key); // refused, and the older value dropped
+                        } else {
+                            latest.insert(key, i as u64);
+                        }
+                    }
+                    1 => {
+                        if let Some(value) = shard.get(hash, &key, || 0) {
+                            proptest::prop_assert_eq!(Some(&value), latest.get(&key));
+                        }
+                    }
+                    2 => {
+                        if let Some(value) = shard.remove(hash, &key, || 0, &mut out) {
+                            proptest::prop_assert_eq!(Some(&value), latest.get(&key));
+                        }
+                        latest.remove(&key);
+                    }
+                    _ => shard.set_shape(CANDIDATES[(key as usize * 7 + n as usize) % CANDIDATES.len()]),
+                }
+                shard.check();
+            }
+        }
+    }
+
     /// Entering S3-FIFO from W-TinyLFU: what W-TinyLFU kept in its protected region goes
     /// through S3-FIFO's main FIFO like the rest (first, being its oldest part), instead of
     /// staying out of its reach.

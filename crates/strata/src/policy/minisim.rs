@@ -105,6 +105,14 @@ const SCORE_DECAY: f64 = 0.25;
 /// The current window is kept unless another scores better by this much (hit ratio), so noise
 /// does not make the live cache flap between near-equal sizes.
 const HYSTERESIS: f64 = 0.002;
+/// Where two shapes trade the lead epoch by epoch, HYSTERESIS does not stop the flapping. A
+/// loop whose period aliases with the epoch's length is one case: on lirs-loop at 768 entries
+/// an epoch is 1.5 passes of the loop, and the no-window and 1% window shapes score 68 and 84
+/// in alternate epochs, in opposite phase, so their decayed scores swap places every epoch.
+/// So a switch back to the shape just left doubles the lead every switch needs from then on
+/// (an exponential back-off). Each scored epoch without a switch multiplies the margin by
+/// this, `0.5^(1 / ACTIVE_EPOCHS)`, so that a doubling fades over an active period.
+const MARGIN_DECAY: f64 = 0.917;
 
 /// The sampled requests per epoch of mini caches of `capacity` entries.
 fn epoch_length(capacity: u64) -> u64 {
@@ -168,6 +176,11 @@ pub(crate) struct MiniSim {
     epoch_length: u64,
     /// Index into [`CANDIDATES`] of the shape in use.
     current: usize,
+    /// The shape in use before `current`: a switch back to it is a flap.
+    previous: Option<usize>,
+    /// The lead a candidate needs over the shape in use to replace it: [`HYSTERESIS`], more
+    /// after flaps (see [`MARGIN_DECAY`]).
+    margin: f64,
     /// The shape in use changed since the simulations last woke up.
     switched: bool,
 }
@@ -207,6 +220,8 @@ impl MiniSim {
             warming_up: false,
             epoch_length: epoch_length(entries),
             current: 1,
+            previous: None,
+            margin: HYSTERESIS,
             switched: false,
         }
     }
@@ -265,11 +280,16 @@ impl MiniSim {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .expect("there are candidates");
-        if best != self.current && best_score > self.scores[self.current] + HYSTERESIS {
+        if best != self.current && best_score > self.scores[self.current] + self.margin {
+            if self.previous == Some(best) {
+                self.margin *= 2.0;
+            }
+            self.previous = Some(self.current);
             self.current = best;
             self.switched = true;
             return Some(CANDIDATES[best]);
         }
+        self.margin = (self.margin * MARGIN_DECAY).max(HYSTERESIS);
         None
     }
 
@@ -325,6 +345,79 @@ mod tests {
 
     fn mix(k: u64) -> u64 {
         k.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+    }
+
+    /// Mini caches of 64 entries, full, every candidate scored 0.5 so far.
+    fn full_sim() -> MiniSim {
+        let mut sim = MiniSim::new(64);
+        for k in 0..200_u64 {
+            sim.access(mix(k), 1);
+        }
+        sim.scored = true;
+        sim.scores = [0.5; CANDIDATES.len()];
+        sim
+    }
+
+    /// Ends an epoch of 1,000 requests in which every candidate hit 300 times but those in
+    /// `hits`; returns the index of the shape in use after it.
+    fn epoch(sim: &mut MiniSim, hits: &[(usize, u64)]) -> usize {
+        sim.warming_up = false;
+        sim.epoch_requests = 1_000;
+        sim.epoch_hits = [300; CANDIDATES.len()];
+        for &(candidate, h) in hits {
+            sim.epoch_hits[candidate] = h;
+        }
+        sim.end_epoch();
+        sim.current
+    }
+
+    /// Two shapes trading the lead every epoch (as on a loop whose period aliases with the
+    /// epoch): the live cache must not follow each swap.
+    fn flap(sim: &mut MiniSim, epochs: usize) -> usize {
+        let mut switches = 0;
+        let mut current = sim.current;
+        for i in 0..epochs {
+            let (a, b) = if i % 2 == 0 { (560, 440) } else { (440, 560) };
+            let now = epoch(sim, &[(0, a), (1, b)]);
+            switches += usize::from(now != current);
+            current = now;
+        }
+        switches
+    }
+
+    #[test]
+    fn two_shapes_trading_the_lead_back_off() {
+        let mut sim = full_sim();
+        // Without the back-off, a switch every epoch; with it, a few, then about one per
+        // active period, as the margin fades back.
+        let switches = flap(&mut sim, 40);
+        assert!(
+            (1..=10).contains(&switches),
+            "{switches} switches in 40 epochs"
+        );
+        // A clear lead still wins at once.
+        let outsider = 5;
+        let epochs = (1..=3)
+            .find(|_| epoch(&mut sim, &[(0, 500), (1, 500), (outsider, 900)]) == outsider)
+            .expect("the clear leader takes over");
+        assert!(epochs <= 2, "after {epochs} epochs");
+    }
+
+    #[test]
+    fn the_back_off_fades_when_the_flapping_stops() {
+        let mut sim = full_sim();
+        flap(&mut sim, 40);
+        // Quiet epochs, then a lead of one point: no more than a quiet workload needs.
+        for _ in 0..10 * ACTIVE_EPOCHS {
+            epoch(&mut sim, &[(0, 500), (1, 500), (2, 500)]);
+        }
+        let held = sim.current;
+        let challenger = if held == 2 { 3 } else { 2 };
+        let taken =
+            (0..8).any(|_| epoch(&mut sim, &[(0, 500), (1, 500), (challenger, 510)]) == challenger);
+        assert!(taken, "a one-point lead never won after the back-off");
+        // A doubling halves over an active period.
+        assert!((MARGIN_DECAY.powi(ACTIVE_EPOCHS as i32) - 0.5).abs() < 0.01);
     }
 
     /// A candidate whose score is a real 0.0 (LRU on a loop) moves by the decay weight when it

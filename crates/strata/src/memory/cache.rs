@@ -193,7 +193,7 @@ where
                     parts.hasher.clone(),
                 );
                 if let Some(shape) = parts.policy {
-                    shard.set_shape(shape);
+                    shard.pin(shape);
                 }
                 RwLock::new(ShardCell {
                     shard,

@@ -196,6 +196,9 @@ pub(crate) struct Shard<K, V, S> {
     tti: Option<u64>,
     /// The shape just became S3-FIFO: the small queue's overflow moves to main whole.
     entering_s3fifo: bool,
+    /// The sketch counts new keys. Not in a shard pinned to S3-FIFO ([`pin`](Self::pin)):
+    /// S3-FIFO never asks it, and only a switch to W-TinyLFU would need its counts.
+    counting: bool,
     /// S3-FIFO's ghost: the keys the small queue let go recently (empty in W-TinyLFU).
     ghost: Ghost,
     /// The victims of the current admission duel (scratch space, see `admit`).
@@ -238,6 +241,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             entry_tags: HashMap::default(),
             tti,
             entering_s3fifo: false,
+            counting: true,
             ghost: Ghost::default(),
             victims: Vec::new(),
             shape: crate::policy::minisim::INITIAL,
@@ -248,6 +252,16 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         };
         shard.set_shape(crate::policy::minisim::INITIAL);
         shard
+    }
+
+    /// Gives the shard a shape that never changes (a pinned policy, a mini cache). Pinned to
+    /// S3-FIFO, it keeps no frequency sketch.
+    pub(crate) fn pin(&mut self, shape: Shape) {
+        self.set_shape(shape);
+        if shape.s3fifo {
+            self.counting = false;
+            self.sketch.start_over(0);
+        }
     }
 
     /// Resizes the regions: the window gets `shape.window` of capacity, the protected segment
@@ -390,7 +404,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     {
         let Some(idx) = self.find(hash, key) else {
             // A miss is usually followed by an insert, which counts the key.
-            self.sketch.prefetch(hash);
+            if self.counting {
+                self.sketch.prefetch(hash);
+            }
             return None;
         };
         let entry = self.entry(idx);
@@ -524,11 +540,13 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     }
 
     /// Prefetches what the next write's eviction starts with: the sketch block of each queue's
-    /// head (its duel or its folded hits) and the slot after it.
+    /// head (its duel or its folded hits; W-TinyLFU only) and the slot after it.
     fn prefetch_heads(&self) {
         for list in &self.lists {
             if list.head != NIL {
-                self.sketch.prefetch(self.hash_of(list.head));
+                if !self.shape.s3fifo {
+                    self.sketch.prefetch(self.hash_of(list.head));
+                }
                 self.prefetch_slot(self.entry(list.head).next);
             }
         }
@@ -666,10 +684,12 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             self.set_tags(idx, new.tags);
         }
         self.record_loan(idx, new.loan);
-        if self.table.len() > self.sketch.room() {
-            self.sketch.reserve(self.table.len());
+        if self.counting {
+            if self.table.len() > self.sketch.room() {
+                self.sketch.reserve(self.table.len());
+            }
+            self.sketch.increment(new.hash);
         }
-        self.sketch.increment(new.hash);
     }
 
     /// Removes `key`, returning its value if it was live; an entry whose deadline had passed
@@ -700,7 +720,9 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// Sizes the frequency sketch for `entries` keys, forgetting its counts (a shard the
     /// cache starts using: `Cache::split`).
     pub(crate) fn size_sketch(&mut self, entries: usize) {
-        self.sketch.start_over(entries);
+        if self.counting {
+            self.sketch.start_over(entries);
+        }
     }
 
     /// Takes every entry out, with its expiry, tags and, for a timed entry, the time of its
@@ -1334,6 +1356,37 @@ mod tests {
     fn region_of(shard: &TestShard, key: u64) -> Option<Region> {
         let idx = shard.find(shard.hasher.hash_one(key), &key)?;
         Some(shard.entry(idx).region)
+    }
+
+    /// A shard pinned to S3-FIFO keeps no sketch (S3-FIFO never asks it), and evicts exactly
+    /// as an S3-FIFO shard that counts keys for a later switch.
+    #[test]
+    fn a_shard_pinned_to_s3fifo_keeps_no_sketch_and_evicts_alike() {
+        let mut pinned = shard_of(512, CANDIDATES[0]);
+        pinned.pin(S3FIFO);
+        let mut counting = shard_of(512, S3FIFO);
+        let mut x = 7_u64;
+        for _ in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Skewed: a key of the first 400 half the time, of the first 4,000 otherwise.
+            let key = if x & 1 == 0 {
+                (x >> 8) % 400
+            } else {
+                (x >> 8) % 4_000
+            };
+            let hits = (hit(&pinned, key), hit(&counting, key));
+            assert_eq!(hits.0, hits.1, "key {key}");
+            if !hits.0 {
+                put(&mut pinned, key);
+                put(&mut counting, key);
+            }
+        }
+        assert_eq!(pinned.hashes(), counting.hashes());
+        assert_eq!(pinned.sketch.room(), 8, "one block");
+        assert!(counting.sketch.room() >= 512);
+        pinned.check();
     }
 
     /// TinyLFU in front of one queue (moka's shape) on a loop longer than the cache: every key

@@ -205,7 +205,7 @@ impl MiniSim {
                     i as u64 + 1,
                     Prehashed,
                 );
-                shard.set_shape(shape);
+                shard.pin(shape);
                 shard
             })
             .collect();

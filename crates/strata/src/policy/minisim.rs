@@ -424,11 +424,7 @@ mod tests {
     /// starts hitting, like any other; 0.0 once meant "not scored yet" and reset its average.
     #[test]
     fn a_zero_score_is_averaged_like_any_other() {
-        let mut sim = MiniSim::new(64);
-        for k in 0..200_u64 {
-            sim.access(mix(k), 1); // fill every mini cache
-        }
-        sim.scored = true;
+        let mut sim = full_sim();
         sim.scores = [0.0; CANDIDATES.len()];
         sim.warming_up = false;
         sim.epoch_requests = 100;

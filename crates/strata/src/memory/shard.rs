@@ -46,10 +46,12 @@ enum Region {
     Protected = 2,
 }
 
-/// A stored entry: kept to 32 bytes for `u64` keys and values, so two fit a cache line and none
-/// straddles two (a hit's cost is mostly the cache miss that loads it; a straddling entry costs
-/// two). Its hash is recomputed from the key when the policy needs it; expiry times and tags,
-/// which most entries lack, live in side tables of the shard.
+/// A stored entry: kept to 32 bytes for `u64` keys and values, so two fit a cache line (a
+/// hit's cost is mostly the cache miss that loads it). The allocator puts a large slab 16
+/// bytes past a line, so half of them straddle two lines; aligning entries to 32 bytes would
+/// round every other size up (`docs/benchmarks.md`, sessions 8 and 17). Its hash is recomputed from
+/// the key when the policy needs it; expiry times and tags, which most entries lack, live in
+/// side tables of the shard.
 #[derive(Debug)]
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
@@ -262,6 +264,11 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
             self.counting = false;
             self.sketch.start_over(0);
         }
+    }
+
+    /// The shape in use.
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
     }
 
     /// Resizes the regions: the window gets `shape.window` of capacity, the protected segment
@@ -1037,7 +1044,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// be seen more often than all of them together (Einziger, Eytan, Friedman, Manes,
     /// "Lightweight Robust Size Aware Cache Management", 2022; moka does the same): a heavy
     /// newcomer displaces several entries and wins only if it is worth them all. With unit
-    /// weights this is the classic duel against one victim.
+    /// weights this is the classic duel against one victim. A [strict](Shape::strict) shape
+    /// asks for more than one count beyond them.
     fn admit(&mut self, candidate: u32, room: u64) -> bool {
         self.victims.clear();
         let mut freed = 0;
@@ -1052,7 +1060,8 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         }
         // Estimates only after the walk: the hits it folded in may have halved the sketch.
         let candidate_frequency = u32::from(self.sketch.frequency(self.hash_of(candidate)));
-        let mut frequency = 0;
+        // A strict shape asks for a lead of two counts: the victims start one up.
+        let mut frequency = u32::from(self.shape.strict);
         for &victim in &self.victims {
             frequency += u32::from(self.sketch.frequency(self.hash_of(victim)));
             if frequency >= candidate_frequency {
@@ -1269,7 +1278,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::minisim::{CANDIDATES, S3FIFO, Shape};
+    use crate::policy::minisim::{CANDIDATES, S3FIFO, Shape, w_tinylfu};
 
     type TestShard = Shard<u64, u64, foldhash::fast::FixedState>;
 
@@ -1310,7 +1319,7 @@ mod tests {
     /// must be seen more often than the ten of them together, not than the first one alone.
     #[test]
     fn a_heavy_newcomer_must_outweigh_all_it_displaces() {
-        let mut shard = shard_of(100, CANDIDATES[0]);
+        let mut shard = shard_of(100, w_tinylfu(0.0, 0.0));
         for key in 0..100 {
             put(&mut shard, key); // each seen once
         }
@@ -1418,6 +1427,80 @@ mod tests {
             let ratio = hits as f64 / (passes * length) as f64;
             let optimum = capacity as f64 / length as f64;
             assert!(ratio > optimum - 0.01, "seed {seed}: hit ratio {ratio:.4}");
+        }
+    }
+
+    /// Without a window, a loop twice the capacity keeps a fixed set only if ties keep the
+    /// victim. A collision in the sketch breaks a tie: the newcomer gets in, evicting the
+    /// oldest key, which the loop asks for soon after, now one count ahead of the next
+    /// oldest: it evicts that one, and so on. A strict duel (a lead of two counts) lets no
+    /// single collision start that; the classic one loses hits on most seeds.
+    #[test]
+    fn a_strict_duel_keeps_a_loops_fixed_set_whatever_the_collisions() {
+        let (capacity, length, seeds) = (100_u64, 200_u64, 1..=12);
+        let hits_after_the_first_pass = |strict: bool, seed: u64| {
+            let mut shard = Shard::new(
+                capacity,
+                capacity as usize,
+                None,
+                seed,
+                foldhash::fast::FixedState::with_seed(seed),
+            );
+            shard.set_shape(Shape {
+                strict,
+                ..w_tinylfu(0.0, 0.0)
+            });
+            let mut hits = 0;
+            for pass in 0..4 {
+                for key in 0..length {
+                    if hit(&shard, key) {
+                        hits += u64::from(pass > 0);
+                    } else {
+                        put(&mut shard, key);
+                    }
+                }
+            }
+            hits
+        };
+        for seed in seeds.clone() {
+            let hits = hits_after_the_first_pass(true, seed);
+            assert_eq!(
+                hits,
+                3 * capacity,
+                "seed {seed}: the strict shape lost its set"
+            );
+        }
+        let classic: u64 = seeds
+            .clone()
+            .map(|seed| hits_after_the_first_pass(false, seed))
+            .sum();
+        assert!(classic < 3 * capacity * 12 * 95 / 100, "classic {classic}");
+    }
+
+    /// The strict duel's rule itself: a newcomer one count ahead of its victim gets in with
+    /// the classic duel, not with the strict one; two counts ahead, it gets in with both.
+    #[test]
+    fn a_strict_duel_asks_for_a_lead_of_two_counts() {
+        for strict in [false, true] {
+            let shape = Shape {
+                strict,
+                ..w_tinylfu(0.0, 0.0)
+            };
+            let mut shard = shard_of(10, shape);
+            for key in 0..10 {
+                put(&mut shard, key); // each seen once
+            }
+            // Seen once before: two counts with its insert, one ahead of its victim.
+            shard.sketch.increment(shard.hasher.hash_one(100_u64));
+            put(&mut shard, 100);
+            assert_eq!(hit(&shard, 100), !strict, "strict {strict}");
+            // Seen twice before: two counts ahead.
+            for _ in 0..2 {
+                shard.sketch.increment(shard.hasher.hash_one(101_u64));
+            }
+            put(&mut shard, 101);
+            assert!(hit(&shard, 101), "strict {strict}");
+            shard.check();
         }
     }
 
@@ -1586,7 +1669,8 @@ mod tests {
         assert_eq!(shard.lists[Region::Protected as usize].weight, 0);
     }
 
-    /// Two slots per cache line and none straddling two: a hit costs one line, not two.
+    /// Two slots per cache line: a hit costs one line (two for the half of them that
+    /// straddle a line, see [`Entry`]).
     #[test]
     fn a_slot_of_u64_keys_and_values_is_32_bytes() {
         assert_eq!(std::mem::size_of::<Option<Entry<u64, u64>>>(), 32);

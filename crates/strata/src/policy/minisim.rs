@@ -30,6 +30,10 @@ pub(crate) struct Shape {
     /// S3-FIFO only: while main has room, new keys go straight to it (as LIRS makes its
     /// first keys LIR, and quick_cache fills its hot region).
     pub(crate) fill_main: bool,
+    /// W-TinyLFU only: a newcomer must out-count its victims by two, not one (see
+    /// `Shard::admit`). A lead of one count is within the sketch's error: a collision adds
+    /// one, aging rounds down.
+    pub(crate) strict: bool,
 }
 
 /// W-TinyLFU with `window` of capacity for the window and `protected` of the main region
@@ -41,10 +45,12 @@ pub(crate) const fn w_tinylfu(window: f64, protected: f64) -> Shape {
         s3fifo: false,
         staggered: false,
         fill_main: false,
+        strict: false,
     }
 }
 
-/// Candidate shapes: TinyLFU in front of one LRU queue (moka's shape), then W-TinyLFU with
+/// Candidate shapes: TinyLFU in front of one LRU queue (moka's shape) with a strict duel, then
+/// W-TinyLFU with
 /// windows from Caffeine's classic 1 % up to plain LRU (window 1), main region split 20/80 as
 /// in Caffeine, S3-FIFO as published, the classic W-TinyLFU with staggered aging, and
 /// S3-FIFO with LIRS's 1% small queue, filled through it or main first. Spaced to cover the
@@ -57,11 +63,20 @@ pub(crate) const fn w_tinylfu(window: f64, protected: f64) -> Shape {
 ///   while main has room): a mini cache filled that way predicts what a switch to this shape
 ///   does to the live cache where the first keys matter (multi-pattern traces). A shard runs
 ///   the two 1% shapes alike but while main has room (its first fill, or after removals).
+/// - Without a window, every new key duels on its first request, so the sketch's error
+///   decides between keys of equal counts: on a loop one collision lets a newcomer evict the
+///   key asked for next, which comes back one count ahead and evicts the next, and so on
+///   through the pass. Asking for a lead of two counts ([`Shape::strict`]) keeps the cached
+///   set through loops and scans, at a cost on recency-heavy traces, which the windowed
+///   shapes serve: the candidates are spread apart, each good at its own kind of trace.
 /// - Staggered aging (`FrequencySketch::set_staggered`) spares block traces the burst of
 ///   admissions that follows each halving of the whole sketch; on loops, whose keys are all
 ///   equally frequent, the whole-sketch halving keeps them tied and the cached set fixed.
 pub(crate) const CANDIDATES: [Shape; 10] = [
-    w_tinylfu(0.0, 0.0),
+    Shape {
+        strict: true,
+        ..w_tinylfu(0.0, 0.0)
+    },
     w_tinylfu(0.01, 0.8),
     w_tinylfu(0.1, 0.8),
     w_tinylfu(0.3, 0.8),
@@ -89,6 +104,7 @@ pub(crate) const S3FIFO: Shape = Shape {
     s3fifo: true,
     staggered: false,
     fill_main: false,
+    strict: false,
 };
 /// The shape a cache starts with: W-TinyLFU's classic.
 pub(crate) const INITIAL: Shape = CANDIDATES[1];
@@ -174,7 +190,7 @@ pub(crate) struct MiniSim {
     /// The first epoch after a rest only warms the mini caches up again: not scored.
     warming_up: bool,
     epoch_length: u64,
-    /// Index into [`CANDIDATES`] of the shape in use.
+    /// Index into [`CANDIDATES`] (and `sims`) of the shape in use.
     current: usize,
     /// The shape in use before `current`: a switch back to it is a flap.
     previous: Option<usize>,
@@ -188,13 +204,28 @@ pub(crate) struct MiniSim {
 impl MiniSim {
     /// Mini caches of `capacity` entries each.
     pub(crate) fn new(capacity: u64) -> Self {
-        Self::weighted(capacity, capacity)
+        Self::with_shapes(capacity, capacity, CANDIDATES)
     }
 
     /// Mini caches of `capacity` in weight, holding about `entries` entries (their sketches
-    /// and epochs are sized by it).
+    /// and epochs are sized by it). No shape is [strict](Shape::strict): with weights, the
+    /// duel also sorts keys by size (a light newcomer needs one victim, a heavy one several),
+    /// and the churn a strict duel stops is what moves a loop's cached set to its lighter
+    /// keys (weighted lirs-loop −2.4 points on both rows with it, `docs/benchmarks.md`,
+    /// session 17).
     pub(crate) fn weighted(capacity: u64, entries: u64) -> Self {
-        let sims = CANDIDATES
+        Self::with_shapes(
+            capacity,
+            entries,
+            CANDIDATES.map(|shape| Shape {
+                strict: false,
+                ..shape
+            }),
+        )
+    }
+
+    fn with_shapes(capacity: u64, entries: u64, shapes: [Shape; CANDIDATES.len()]) -> Self {
+        let sims = shapes
             .iter()
             .enumerate()
             .map(|(i, &shape)| {
@@ -287,7 +318,7 @@ impl MiniSim {
             self.previous = Some(self.current);
             self.current = best;
             self.switched = true;
-            return Some(CANDIDATES[best]);
+            return Some(self.sims[best].shape());
         }
         self.margin = (self.margin * MARGIN_DECAY).max(HYSTERESIS);
         None
@@ -335,7 +366,7 @@ impl MiniSim {
     /// The window fraction in use.
     #[cfg(test)]
     pub(crate) fn window(&self) -> f64 {
-        CANDIDATES[self.current].window
+        self.sims[self.current].shape().window
     }
 }
 
@@ -345,6 +376,15 @@ mod tests {
 
     fn mix(k: u64) -> u64 {
         k.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+    }
+
+    /// The strict duel is for unit weights only: a weighted cache's simulations (and so the
+    /// live cache, which takes their shapes) run every shape with the classic duel.
+    #[test]
+    fn only_unweighted_simulations_run_a_strict_shape() {
+        let strict = |sim: &MiniSim| sim.sims.iter().filter(|s| s.shape().strict).count();
+        assert_eq!(strict(&MiniSim::new(64)), 1);
+        assert_eq!(strict(&MiniSim::weighted(64 * 8, 64)), 0);
     }
 
     /// Mini caches of 64 entries, full, every candidate scored 0.5 so far.

@@ -1347,12 +1347,17 @@ mod tests {
     }
 
     fn shard_of(capacity: u64, shape: Shape) -> TestShard {
+        seeded_shard_of(capacity, shape, 1)
+    }
+
+    /// A shard whose hashes and sketch are seeded with `seed`.
+    fn seeded_shard_of(capacity: u64, shape: Shape, seed: u64) -> TestShard {
         let mut shard = Shard::new(
             capacity,
             capacity as usize,
             None,
-            1,
-            foldhash::fast::FixedState::with_seed(1),
+            seed,
+            foldhash::fast::FixedState::with_seed(seed),
         );
         shard.set_shape(shape);
         shard
@@ -1406,14 +1411,7 @@ mod tests {
     fn a_loop_keeps_a_fixed_set() {
         let (capacity, length, passes) = (768_u64, 1011_u64, 100);
         for seed in 1..=4 {
-            let mut shard = Shard::new(
-                capacity,
-                capacity as usize,
-                None,
-                seed,
-                foldhash::fast::FixedState::with_seed(seed),
-            );
-            shard.set_shape(CANDIDATES[0]);
+            let mut shard = seeded_shard_of(capacity, CANDIDATES[0], seed);
             let mut hits = 0;
             for _ in 0..passes {
                 for key in 0..length {
@@ -1439,17 +1437,11 @@ mod tests {
     fn a_strict_duel_keeps_a_loops_fixed_set_whatever_the_collisions() {
         let (capacity, length, seeds) = (100_u64, 200_u64, 1..=12);
         let hits_after_the_first_pass = |strict: bool, seed: u64| {
-            let mut shard = Shard::new(
-                capacity,
-                capacity as usize,
-                None,
-                seed,
-                foldhash::fast::FixedState::with_seed(seed),
-            );
-            shard.set_shape(Shape {
+            let shape = Shape {
                 strict,
                 ..w_tinylfu(0.0, 0.0)
-            });
+            };
+            let mut shard = seeded_shard_of(capacity, shape, seed);
             let mut hits = 0;
             for pass in 0..4 {
                 for key in 0..length {

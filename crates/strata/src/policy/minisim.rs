@@ -52,8 +52,8 @@ pub(crate) const fn w_tinylfu(window: f64, protected: f64) -> Shape {
 /// Candidate shapes: TinyLFU in front of one LRU queue (moka's shape) with a strict duel,
 /// then W-TinyLFU with windows from Caffeine's classic 1 % up to plain LRU (window 1), main
 /// region split 20/80 as in Caffeine, S3-FIFO as published, the classic W-TinyLFU with
-/// staggered aging, and S3-FIFO with LIRS's 1% small queue, filled through it or main first. Spaced to cover the
-/// range, not fitted to any trace.
+/// staggered aging, and S3-FIFO with LIRS's 1% small queue, filled through it or main first.
+/// Spaced to cover the range, not fitted to any trace.
 /// - S3-FIFO's ghost history wins where recency at middle distances matters (the ARC paper's
 ///   P3 trace, web and block traces), W-TinyLFU's frequency filter on loops and scans.
 /// - A 1% small queue keeps main's entries longer than the published 10% (LIRS keeps 1% of

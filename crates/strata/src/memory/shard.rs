@@ -1298,6 +1298,13 @@ mod tests {
         assert_eq!(hits(&shard), 1);
     }
 
+    /// Counts `key` in the sketch `times` more, as if requested before without being stored.
+    fn seen(shard: &mut TestShard, key: u64, times: usize) {
+        for _ in 0..times {
+            shard.sketch.increment(shard.hasher.hash_one(key));
+        }
+    }
+
     fn put(shard: &mut TestShard, key: u64) {
         put_weighing(shard, key, 1);
     }
@@ -1323,11 +1330,6 @@ mod tests {
         for key in 0..100 {
             put(&mut shard, key); // each seen once
         }
-        let seen = |shard: &mut TestShard, key: u64, times: usize| {
-            for _ in 0..times {
-                shard.sketch.increment(shard.hasher.hash_one(key));
-            }
-        };
         // Seen 5 times with its insert: more than any one victim, less than ten together.
         seen(&mut shard, 1000, 4);
         put_weighing(&mut shard, 1000, 10);
@@ -1484,13 +1486,11 @@ mod tests {
                 put(&mut shard, key); // each seen once
             }
             // Seen once before: two counts with its insert, one ahead of its victim.
-            shard.sketch.increment(shard.hasher.hash_one(100_u64));
+            seen(&mut shard, 100, 1);
             put(&mut shard, 100);
             assert_eq!(hit(&shard, 100), !strict, "strict {strict}");
             // Seen twice before: two counts ahead.
-            for _ in 0..2 {
-                shard.sketch.increment(shard.hasher.hash_one(101_u64));
-            }
+            seen(&mut shard, 101, 2);
             put(&mut shard, 101);
             assert!(hit(&shard, 101), "strict {strict}");
             shard.check();
@@ -1689,13 +1689,7 @@ mod tests {
 
     #[test]
     fn a_change_of_shape_completes_within_a_few_writes() {
-        let mut shard = Shard::new(
-            1000,
-            1000,
-            None,
-            1,
-            foldhash::fast::FixedState::with_seed(1),
-        );
+        let mut shard = shard_of(1000, CANDIDATES[4]);
         for (from, to) in [
             (CANDIDATES[4], CANDIDATES[0]),
             (CANDIDATES[0], CANDIDATES[5]),

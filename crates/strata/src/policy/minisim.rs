@@ -109,7 +109,7 @@ pub(crate) const S3FIFO: Shape = Shape {
 pub(crate) const INITIAL: Shape = CANDIDATES[1];
 /// Mini caches hold at least this many entries when the cache is large enough to sample.
 pub(crate) const TARGET_SIM_ENTRIES: u64 = 1024;
-/// The simulations run this many epochs, then rest (see `Sampler` in `memory/cache.rs`).
+/// The simulations run this many epochs, then rest (see `Sampler` in `memory/adaptation.rs`).
 pub(crate) const ACTIVE_EPOCHS: u32 = 8;
 /// An epoch lasts this many sampled requests per mini-cache entry.
 const EPOCH_PER_ENTRY: u64 = 2;

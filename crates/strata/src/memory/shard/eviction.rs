@@ -83,7 +83,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
         }
     }
 
-    /// S3-FIFO's eviction (see [`Shape::s3fifo`]).
+    /// S3-FIFO's eviction (see [`Shape::s3fifo`](crate::policy::minisim::Shape::s3fifo)).
     fn evict_s3fifo(&mut self, out: &mut Removals<'_, K, V>) {
         if self.entering_s3fifo {
             // The window this cache had is the small queue now; what exceeds its share is
@@ -224,7 +224,7 @@ impl<K: Hash + Eq, V: Clone, S: BuildHasher> Shard<K, V, S> {
     /// be seen more often than all of them together (Einziger, Eytan, Friedman, Manes,
     /// "Lightweight Robust Size Aware Cache Management", 2022; moka does the same): a heavy
     /// newcomer displaces several entries and wins only if it is worth them all. With unit
-    /// weights this is the classic duel against one victim. A [strict](Shape::strict) shape
+    /// weights this is the classic duel against one victim. A [strict](crate::policy::minisim::Shape::strict) shape
     /// asks for more than one count beyond them.
     fn admit(&mut self, candidate: u32, room: u64) -> bool {
         self.victims.clear();

@@ -7,11 +7,16 @@
 //! an entry that was hit since the policy last looked at it gets a second chance (moves to the
 //! back of its queue) instead of being reordered on every hit — and its hits are folded into
 //! the frequency sketch at that moment.
+//!
+//! This module holds the entries and the operations on them; `eviction` the policy, over the
+//! queues of `lists`; `expiry` the deadlines; `tags` the tag index; `capacity` the shard's
+//! share of the cache's bound and what it lends for heavy entries.
 
 use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use foldhash::HashMap;
 use hashbrown::HashTable;
@@ -22,7 +27,6 @@ use crate::options::Tag;
 use crate::policy::ghost::Ghost;
 use crate::policy::minisim::Shape;
 use crate::policy::sketch::{FrequencySketch, MAX_FREQUENCY};
-use std::sync::atomic::{AtomicU8, Ordering};
 
 mod capacity;
 mod eviction;

@@ -1,7 +1,7 @@
 //! `Cache`: the concurrent in-memory tier, a set of shards behind one handle.
 //!
-//! `sharding` picks a key's shard (and a weighted cache's shard count); `heavy` lends an
-//! entry heavier than its shard capacity from the others.
+//! `sharding` picks a key's shard (and a weighted cache's shard count); `heavy` borrows
+//! capacity from the other shards for an entry heavier than its own shard's share.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};

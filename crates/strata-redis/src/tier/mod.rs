@@ -65,8 +65,8 @@ impl RedisTier {
     /// needs the cluster up to learn its slots.
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) for a malformed URL or an unreachable Cluster;
-    /// [`Error::Config`](crate::Error::Config) for a prefix with a `{` and no hash tag
+    /// [`Error::Redis`] for a malformed URL or an unreachable Cluster;
+    /// [`Error::Config`] for a prefix with a `{` and no hash tag
     /// (`{…}`) after it.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         if config.prefix.contains('{') && hash_tag(config.prefix.as_bytes()).is_none() {

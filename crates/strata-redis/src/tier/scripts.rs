@@ -96,7 +96,7 @@ pub(super) fn invalidate_tag_script() -> &'static redis::Script {
 pub(super) const KEYS_PER_INVALIDATION: usize = 256;
 
 /// A command that runs `script` (whose text is `source`): by its SHA1, or, for a server that
-/// lacks it, whole ([`RedisTier::by_sha_else_whole`]).
+/// lacks it, whole ([`RedisTier::by_sha_else_whole`](super::RedisTier::by_sha_else_whole)).
 pub(super) fn script_cmd(script: &redis::Script, source: &str, by_sha: bool) -> Cmd {
     if by_sha {
         redis::cmd("EVALSHA").arg(script.get_hash()).clone()

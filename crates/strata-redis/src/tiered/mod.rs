@@ -1,7 +1,6 @@
 //! The tiered cache: memory → disk → Redis, coherent across processes.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,12 +13,16 @@ use strata::{Cache, DiskStore, InsertOptions, Tag};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use crate::codec::{Codec, Postcard};
+use crate::codec::Codec;
 use crate::coherence::{self, LocalTiers, Message, Subscription};
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::stats::TierStats;
 use crate::tier::{Lease, RedisTier};
+
+mod builder;
+
+pub use builder::TieredBuilder;
 
 /// What a computation that failed returned, shared by everyone who waited for it.
 type Failure = Arc<dyn std::error::Error + Send + Sync>;
@@ -118,107 +121,6 @@ pub struct TieredStats {
     pub subscribed: bool,
 }
 
-/// Builds a [`TieredCache`].
-#[must_use]
-pub struct TieredBuilder<K, V> {
-    redis: Option<RedisConfig>,
-    memory: Option<u64>,
-    disk: Option<DiskStore>,
-    codec: Arc<dyn Codec<V>>,
-    ttl: Option<Duration>,
-    _types: PhantomData<fn(K) -> V>,
-}
-
-impl<K, V> TieredBuilder<K, V>
-where
-    K: Serialize,
-    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-{
-    /// A memory tier of `capacity` entries in front.
-    pub fn memory(mut self, capacity: u64) -> Self {
-        self.memory = Some(capacity);
-        self
-    }
-
-    /// A disk tier between memory and Redis.
-    pub fn disk(mut self, store: DiskStore) -> Self {
-        self.disk = Some(store);
-        self
-    }
-
-    /// Redis as the shared tier behind the local ones.
-    pub fn redis(mut self, config: RedisConfig) -> Self {
-        self.redis = Some(config);
-        self
-    }
-
-    /// A TTL for every entry written without one of its own: by [`insert`](TieredCache::insert),
-    /// and the values [`get_with`](TieredCache::get_with) computes (default: none; local
-    /// copies still live at most [`max_local_ttl`](RedisConfig::max_local_ttl)).
-    pub fn time_to_live(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// How values are encoded on disk and in Redis (default [`Postcard`]; see
-    /// [`Json`](crate::Json) and [`Lz4`](crate::Lz4)).
-    pub fn codec(mut self, codec: impl Codec<V>) -> Self {
-        self.codec = Arc::new(codec);
-        self
-    }
-
-    /// Opens the tiers; with Redis, connects and starts listening for invalidations.
-    ///
-    /// # Errors
-    /// [`Error::Redis`] for a bad URL or an unreachable Cluster; [`Error::Local`] for a bad
-    /// memory tier capacity.
-    pub async fn build(self) -> Result<TieredCache<K, V>> {
-        let memory = match self.memory {
-            Some(capacity) => Some(
-                Cache::builder()
-                    .max_capacity(capacity)
-                    .expire_after(|_, s: &Stamped<V>| {
-                        s.expires_at
-                            .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(1)))
-                    })
-                    .build()?,
-            ),
-            None => None,
-        };
-        let local = Arc::new(Local {
-            memory,
-            disk: self.disk,
-        });
-        let origin = u128::from(
-            std::hash::RandomState::new().hash_one((std::process::id(), Instant::now())),
-        ) << 64
-            | u128::from(std::hash::RandomState::new().hash_one(now_ms()));
-        let subscription = Arc::new(Subscription::default());
-        let (redis, subscriber) = match &self.redis {
-            Some(config) => {
-                let redis = RedisTier::connect(config.clone()).await?;
-                let task =
-                    listen(&redis, config, origin, local.clone(), subscription.clone()).await;
-                (Some(redis), Some(task))
-            }
-            None => (None, None),
-        };
-        Ok(TieredCache {
-            inner: Arc::new(Inner {
-                codec: self.codec,
-                ttl: self.ttl,
-                local,
-                redis,
-                origin,
-                subscription,
-                subscriber,
-                flights: Mutex::new(HashMap::new()),
-            }),
-            _types: PhantomData,
-        })
-    }
-}
-
 struct Inner<V> {
     codec: Arc<dyn Codec<V>>,
     /// For entries written without a TTL of their own.
@@ -289,14 +191,7 @@ where
     /// A builder; add the tiers you want ([`memory`](TieredBuilder::memory),
     /// [`disk`](TieredBuilder::disk), [`redis`](TieredBuilder::redis)).
     pub fn builder() -> TieredBuilder<K, V> {
-        TieredBuilder {
-            redis: None,
-            memory: None,
-            disk: None,
-            codec: Arc::new(Postcard),
-            ttl: None,
-            _types: PhantomData,
-        }
+        TieredBuilder::new()
     }
 
     /// The Redis tier underneath, if there is one.

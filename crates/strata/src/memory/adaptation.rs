@@ -53,7 +53,14 @@ pub(super) struct Adaptation {
     shape: Mutex<Shape>,
     /// Bumped on each change of `shape`; a shard re-reads the shape when it sees a new epoch.
     epoch: AtomicU64,
+    /// The sampler's `mask`, or [`NEVER_SAMPLED`] while there is no sampler: a read checks
+    /// this one word, kept beside the shape's epoch, before it looks for the sampler.
+    sample_mask: AtomicU64,
 }
+
+/// A `sample_mask` no hash passes: a hash's sampled bits (`hash >> 40`) never reach bit 63,
+/// which [`Adaptation::sampled`] sets.
+const NEVER_SAMPLED: u64 = 1 << 63;
 
 impl Adaptation {
     pub(super) fn new(capacity: u64, weighted: bool) -> Self {
@@ -71,11 +78,22 @@ impl Adaptation {
     }
 
     fn with(chooser: Chooser, shape: Shape) -> Self {
+        let sample_mask = match &chooser {
+            Chooser::Simulations(sampler) => sampler.mask,
+            Chooser::WeightedSimulations(..) | Chooser::Fixed => NEVER_SAMPLED,
+        };
         Self {
             chooser,
             shape: Mutex::new(shape),
             epoch: AtomicU64::new(0),
+            sample_mask: AtomicU64::new(sample_mask),
         }
+    }
+
+    /// True if `hash` is a sampled key's (whether or not the simulations rest).
+    #[inline]
+    fn sampled(&self, hash: u64) -> bool {
+        ((hash >> 40) | NEVER_SAMPLED) & self.sample_mask.load(Ordering::Relaxed) == 0
     }
 
     /// The shape to apply if it changed since `seen` (a shard's last epoch), updating `seen`.
@@ -94,11 +112,12 @@ impl Adaptation {
         *self.shape.lock()
     }
 
-    /// Called by every read: samples it for the mini simulations (one flag check when the key
-    /// is not sampled or the simulations rest).
+    /// Called by every read: samples it for the mini simulations (one check of a word beside
+    /// the shape's epoch when the key is not sampled).
     #[inline]
     pub(super) fn on_read(&self, hash: u64, stats: &ThreadCounters) {
-        if let Some(sampler) = self.sampler()
+        if self.sampled(hash)
+            && let Some(sampler) = self.sampler()
             && sampler.samples(hash)
             && let Some(shape) = sampler.record(hash, stats)
         {
@@ -119,7 +138,8 @@ impl Adaptation {
     /// weight.
     #[inline]
     pub(super) fn on_insert(&self, hash: u64, weight: u32) {
-        if let Chooser::WeightedSimulations(sampler, _) = &self.chooser
+        if self.sampled(hash)
+            && let Chooser::WeightedSimulations(sampler, _) = &self.chooser
             && let Some(sampler) = sampler.get()
             && sampler.samples(hash)
         {
@@ -136,13 +156,14 @@ impl Adaptation {
             Chooser::WeightedSimulations(sampler, capacity) => match sampler.get() {
                 Some(sampler) => sampler.maybe_wake(stats),
                 None => {
-                    sampler.get_or_init(|| {
+                    let sampler = sampler.get_or_init(|| {
                         let sampler = Sampler::weighted(*capacity, entries);
                         // The live cache has a head start: the mini caches' first epoch once
                         // full measures their fill's aftermath, not the shapes.
                         sampler.sim.lock().wake();
                         Box::new(sampler)
                     });
+                    self.sample_mask.store(sampler.mask, Ordering::Relaxed);
                 }
             },
             Chooser::Fixed => {}

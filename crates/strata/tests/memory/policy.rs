@@ -114,8 +114,18 @@ fn a_window_outside_the_capacity_is_refused() {
     }
 }
 
-/// A cache bounded by weight adapts its shape as one bounded by entry count does: on short
-/// reuse it leaves the 1% window, which lets every second request go, for a recency shape.
+/// On short reuse the adaptive default leaves the shape it starts with, TinyLFU's 1% window
+/// (which lets every second request go), for a recency shape.
+#[test]
+fn the_default_adapts_its_shape() {
+    let reuse = || (0..40_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);
+    let tiny_lfu = hit_ratio(&pinned(EvictionPolicy::tiny_lfu()), reuse());
+    let adaptive = hit_ratio(&pinned(EvictionPolicy::adaptive()), reuse());
+    assert!(tiny_lfu < 0.3, "TinyLFU: {tiny_lfu}");
+    assert!(adaptive > 0.45, "adaptive: {adaptive} (TinyLFU {tiny_lfu})");
+}
+
+/// A cache bounded by weight adapts its shape as one bounded by entry count does.
 #[test]
 fn a_weighted_cache_adapts_its_shape_too() {
     let reuse = || (0..40_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);

@@ -57,6 +57,11 @@ fn hit_ratio(cache: &Cache<u64, u64>, keys: impl IntoIterator<Item = u64>) -> f6
     f64::from(hits) / f64::from(requests)
 }
 
+/// `keys` new keys, each asked for again 50 requests later, then never.
+fn short_reuse(keys: u64) -> impl Iterator<Item = u64> {
+    (0..keys).flat_map(|i| [i, i.saturating_sub(50)])
+}
+
 fn pinned(policy: EvictionPolicy) -> Cache<u64, u64> {
     Cache::builder()
         .max_capacity(1000)
@@ -89,10 +94,11 @@ fn a_pinned_policy_keeps_its_shape() {
 /// the second request; TinyLFU without a window refuses newcomers that lose the duel.
 #[test]
 fn s3_fifo_catches_short_reuse_that_tiny_lfu_filters_out() {
-    // Each new key is asked for again 50 requests later, then never.
-    let reuse = || (0..20_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);
-    let s3_fifo = hit_ratio(&pinned(EvictionPolicy::s3_fifo()), reuse());
-    let tiny_lfu = hit_ratio(&pinned(EvictionPolicy::tiny_lfu_with_window(0.0)), reuse());
+    let s3_fifo = hit_ratio(&pinned(EvictionPolicy::s3_fifo()), short_reuse(20_000));
+    let tiny_lfu = hit_ratio(
+        &pinned(EvictionPolicy::tiny_lfu_with_window(0.0)),
+        short_reuse(20_000),
+    );
     assert!(s3_fifo > 0.45, "S3-FIFO: {s3_fifo}");
     assert!(
         tiny_lfu < s3_fifo - 0.2,
@@ -118,9 +124,8 @@ fn a_window_outside_the_capacity_is_refused() {
 /// (which lets every second request go), for a recency shape.
 #[test]
 fn the_default_adapts_its_shape() {
-    let reuse = || (0..40_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);
-    let tiny_lfu = hit_ratio(&pinned(EvictionPolicy::tiny_lfu()), reuse());
-    let adaptive = hit_ratio(&pinned(EvictionPolicy::adaptive()), reuse());
+    let tiny_lfu = hit_ratio(&pinned(EvictionPolicy::tiny_lfu()), short_reuse(40_000));
+    let adaptive = hit_ratio(&pinned(EvictionPolicy::adaptive()), short_reuse(40_000));
     assert!(tiny_lfu < 0.3, "TinyLFU: {tiny_lfu}");
     assert!(adaptive > 0.45, "adaptive: {adaptive} (TinyLFU {tiny_lfu})");
 }
@@ -128,7 +133,6 @@ fn the_default_adapts_its_shape() {
 /// A cache bounded by weight adapts its shape as one bounded by entry count does.
 #[test]
 fn a_weighted_cache_adapts_its_shape_too() {
-    let reuse = || (0..40_000_u64).flat_map(|i| [i, i.saturating_sub(50)]);
     // Weights 1 to 4 (mean 2.5): about 1,000 entries fit, as in the caches above.
     let weighted = |policy: EvictionPolicy| {
         Cache::builder()
@@ -139,8 +143,8 @@ fn a_weighted_cache_adapts_its_shape_too() {
             .build()
             .expect("valid config")
     };
-    let tiny_lfu = hit_ratio(&weighted(EvictionPolicy::tiny_lfu()), reuse());
-    let adaptive = hit_ratio(&weighted(EvictionPolicy::adaptive()), reuse());
+    let tiny_lfu = hit_ratio(&weighted(EvictionPolicy::tiny_lfu()), short_reuse(40_000));
+    let adaptive = hit_ratio(&weighted(EvictionPolicy::adaptive()), short_reuse(40_000));
     assert!(tiny_lfu < 0.3, "TinyLFU: {tiny_lfu}");
     assert!(adaptive > 0.45, "adaptive: {adaptive} (TinyLFU {tiny_lfu})");
 }

@@ -3,7 +3,7 @@
 and prints a Markdown table with the reference best classic policy and OPT beside them.
 
 usage: scripts/hit-ratio-table.py [TRACES_DIR] [--caches strata,moka,quick_cache[,moka_bounded]]
-                                  [--runs N] [--weights W]
+                                  [--runs N] [--weights W] [--other-capacities]
 
 Columns named strata:POLICY (strata:tinylfu-0.3, strata:s3fifo, ...; see `--cache` of the
 trace bench) run Strata with that policy pinned; the table then also shows the best of them
@@ -12,6 +12,10 @@ per row and whether it alone would meet the goal.
 With --weights W > 1, entries weigh 1 to W (a hash of the key) and every cache is bounded by
 weight (see `--weights` of the trace bench). The reference columns are for unit weights and
 are left out: each row compares Strata with the best of moka and quick_cache.
+
+With --other-capacities, the same traces run at the capacities in OTHER_CAPACITIES instead,
+which the reference table does not have (so no reference column either): a check that what
+holds on the table's rows holds between and beyond them.
 """
 import json, subprocess, sys, os, re
 
@@ -23,7 +27,21 @@ ap.add_argument("traces_dir", nargs="?",
 ap.add_argument("--caches", default="strata,moka,quick_cache")
 ap.add_argument("--runs", default="5", help="runs per cell, each with a freshly seeded cache (mean reported)")
 ap.add_argument("--weights", default="1", help="entries weigh 1 to this; 1: unit weights")
+ap.add_argument("--other-capacities", action="store_true",
+                help="the capacities of OTHER_CAPACITIES instead of the reference table's")
 args = ap.parse_args()
+
+# Capacities around and between the reference rows', up to about each trace's key count.
+OTHER_CAPACITIES = {
+    "lirs-loop": [256, 384, 600, 640, 700, 900, 1000],
+    "lirs-glimpse": [250, 400, 600, 750, 1250, 1500, 2000],
+    "lirs-multi1": [250, 400, 600, 750, 900, 1250, 1500, 2000],
+    "lirs-sprite": [150, 250, 350, 400, 650, 750, 2000],
+    "cache2k-web07": [500, 1500, 2500, 3500, 7500, 10000, 15000],
+    "cloudphysics-io": [1000, 1500, 3500, 7500, 10000, 15000, 20000],
+    "arc-oltp": [500, 1500, 3000, 4000, 8000],
+    "arc-p3": [5000, 40000, 80000, 320000],
+}
 traces_dir, caches = args.traces_dir, args.caches
 
 # Parse the reference table: | trace | capacity | LRU | ARC | SIEVE | S3-FIFO | W-TinyLFU | OPT |
@@ -34,6 +52,9 @@ with open(os.path.join(traces_dir, "README.md")) as f:
         if len(cells) == 8 and re.fullmatch(r"\d+", cells[1]):
             classic = [float(c) for c in cells[2:7]]
             rows.append((cells[0], int(cells[1]), max(classic), float(cells[7])))
+if args.other_capacities:
+    rows = [(t, cap, None, None) for t in dict.fromkeys(r[0] for r in rows)
+            for cap in OTHER_CAPACITIES[t]]
 
 results = {}
 for trace in dict.fromkeys(r[0] for r in rows):
@@ -49,7 +70,7 @@ for trace in dict.fromkeys(r[0] for r in rows):
 
 names = caches.split(",")
 failures = 0
-if args.weights != "1":
+if args.weights != "1" or args.other_capacities:
     print("| trace | capacity | " + " | ".join(names) + " | strata − best peer | ok |")
     print("|---|---|" + "---|" * len(names) + "---|---|")
     for trace, cap, _, _ in rows:

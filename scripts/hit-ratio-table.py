@@ -54,7 +54,7 @@ with open(os.path.join(traces_dir, "README.md")) as f:
             rows.append((cells[0], int(cells[1]), max(classic), float(cells[7])))
 if args.other_capacities:
     rows = [(t, cap, None, None) for t in dict.fromkeys(r[0] for r in rows)
-            for cap in OTHER_CAPACITIES[t]]
+            for cap in OTHER_CAPACITIES.get(t, [])]
 
 results = {}
 for trace in dict.fromkeys(r[0] for r in rows):

@@ -160,7 +160,7 @@ impl Adaptation {
                         let sampler = Sampler::weighted(*capacity, entries);
                         // The live cache has a head start: the mini caches' first epoch once
                         // full measures their fill's aftermath, not the shapes.
-                        sampler.sim.lock().wake();
+                        sampler.sim.lock().wake(0);
                         Box::new(sampler)
                     });
                     self.sample_mask.store(sampler.mask, Ordering::Relaxed);
@@ -210,6 +210,8 @@ struct Sampler {
     wake_at: AtomicU64,
     /// The length of the next rest, in active periods (written under the `sim` lock).
     rest_factor: AtomicU64,
+    /// The cache's request count when the simulations last went to rest.
+    rest_started: AtomicU64,
     /// The live hit ratio, watched while the simulations rest.
     watch: Mutex<Watch>,
     /// The requests of one active period: the unit of a rest's length, and the window over
@@ -277,6 +279,7 @@ impl Sampler {
             active: AtomicBool::new(true),
             wake_at: AtomicU64::new(0),
             rest_factor: AtomicU64::new(REST_FACTOR),
+            rest_started: AtomicU64::new(0),
             watch: Mutex::new(Watch {
                 reference: 0.0,
                 start: (0, 0),
@@ -351,6 +354,7 @@ impl Sampler {
                     .saturating_add(rest_factor.saturating_mul(self.period)),
                 Ordering::Relaxed,
             );
+            self.rest_started.store(now.1, Ordering::Relaxed);
             self.active.store(false, Ordering::Relaxed);
         }
         shape
@@ -380,7 +384,12 @@ impl Sampler {
                 self.rest_factor.store(REST_FACTOR, Ordering::Relaxed);
             }
             watch.start = now;
-            sim.wake();
+            // The sampled requests the rest let by: one in `mask + 1` of all requests.
+            let missed = now
+                .1
+                .saturating_sub(self.rest_started.load(Ordering::Relaxed))
+                / (self.mask + 1);
+            sim.wake(missed);
             self.active.store(true, Ordering::Relaxed);
         }
     }
@@ -445,6 +454,32 @@ mod tests {
         // mini-cache accesses per request as there are candidates down to 1/16.
         let cap = 16 * CANDIDATES.len() as u64 - 1;
         assert_eq!(rests, [6, 12, 24, 48, 96, cap, cap]);
+    }
+
+    /// The epochs keep their clock through a rest (`MiniSim::wake`): on waking, the one under
+    /// way has gone on by every sampled request of the rest (all of them, at R = 1).
+    #[test]
+    fn a_rest_moves_the_epochs_clock_by_the_requests_it_let_by() {
+        let sampler = Sampler::new(64);
+        let stats = ThreadCounters::new();
+        for _ in 0..2 {
+            // Up to the request that starts the rest, then a rest woken by the first write
+            // after its end: not a whole number of epochs.
+            while sampler.active.load(Ordering::Relaxed) {
+                replay(&sampler, &stats, 1, true);
+            }
+            let (at, epoch) = {
+                let sim = sampler.sim.lock();
+                (sim.epoch_requests(), sim.epoch_length())
+            };
+            let rested = sampler.wake_at.load(Ordering::Relaxed) - counts(&stats).1 + 37;
+            replay(&sampler, &stats, rested, true);
+            sampler.maybe_wake(&stats);
+            assert!(sampler.active.load(Ordering::Relaxed));
+            let expected = (at + rested) % epoch;
+            assert_ne!(expected, at);
+            assert_eq!(sampler.sim.lock().epoch_requests(), expected);
+        }
     }
 
     #[test]

@@ -43,6 +43,31 @@ fn statistics_are_exact_single_threaded() {
     assert_eq!(stats.inserts - stats.evicted_size, cache.len() as u64);
 }
 
+/// A thread that counts in several caches in turn counts each one's events in its own
+/// statistics, and a cache built after another was dropped starts from zero (each thread
+/// remembers the counters it used last: they must never be taken for another cache's).
+#[test]
+fn statistics_stay_apart_for_caches_used_in_turn() {
+    let (a, b) = (Cache::<u32, u32>::new(10), Cache::<u32, u32>::new(10));
+    for i in 0..30_u32 {
+        a.insert(i, i);
+        for _ in 0..2 {
+            assert_eq!(b.get(&i), None);
+        }
+    }
+    assert_eq!((a.stats().inserts, a.stats().misses), (30, 0));
+    assert_eq!((b.stats().inserts, b.stats().misses), (0, 60));
+    drop(a);
+    for _ in 0..3 {
+        let c = Cache::new(10);
+        c.insert(1, 1);
+        assert_eq!(c.get(&1), Some(1));
+        let stats = c.stats();
+        assert_eq!((stats.inserts, stats.hits, stats.misses), (1, 1, 0));
+    }
+    assert_eq!(b.stats().misses, 60);
+}
+
 /// Replays "get; on a miss, insert" and returns the hit ratio.
 fn hit_ratio(cache: &Cache<u64, u64>, keys: impl IntoIterator<Item = u64>) -> f64 {
     let (mut hits, mut requests) = (0, 0);

@@ -47,6 +47,9 @@ pub(crate) struct FrequencySketch {
     staggered: bool,
     /// The next block a staggered sketch halves.
     age_next: usize,
+    /// Additions between two blocks' halvings in staggered aging: `sample_size` shared among
+    /// the blocks (kept, as it changes only with the table).
+    per_block: u64,
     /// The resident keys the sketch is for: its table grows to them (see `reserve`).
     keys: usize,
 }
@@ -62,14 +65,16 @@ impl FrequencySketch {
     /// A sketch for `entries` keys whose table has room for `room` of them.
     fn with_room(entries: usize, room: usize, seed: u64) -> Self {
         let blocks = blocks_for(room);
+        let sample_size = (entries.max(1) as u64).saturating_mul(10);
         Self {
             table: vec![Block::default(); blocks].into_boxed_slice(),
             mask: blocks - 1,
-            sample_size: (entries.max(1) as u64).saturating_mul(10),
+            sample_size,
             additions: 0,
             seed,
             staggered: false,
             age_next: 0,
+            per_block: per_block(sample_size, blocks),
             keys: entries.max(1),
         }
     }
@@ -80,16 +85,9 @@ impl FrequencySketch {
     pub(crate) fn set_staggered(&mut self, staggered: bool) {
         if staggered && !self.staggered {
             // Keep the pace: the blocks due so far would all be halved at once otherwise.
-            self.additions %= self.per_block();
+            self.additions %= self.per_block;
         }
         self.staggered = staggered;
-    }
-
-    /// Additions between two blocks' halvings in staggered aging. The table's length is a
-    /// power of two, so this is a shift (it runs on every count, and a division took ~30
-    /// cycles).
-    fn per_block(&self) -> u64 {
-        (self.sample_size >> self.mask.count_ones()).max(1)
     }
 
     /// The number of resident keys the table has room for (16 counters each).
@@ -128,21 +126,14 @@ impl FrequencySketch {
             self.table = table.into_boxed_slice();
             self.mask = self.table.len() - 1;
         }
+        self.per_block = per_block(self.sample_size, self.table.len());
     }
 
     /// The block of `hash`, and for each of its four counters the word and bit shift.
-    #[inline]
+    #[cfg(test)]
     fn locate(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
-        let block_hash = self.mix(hash);
-        let counter_hash = rehash(block_hash);
-        let block = self.block_of(block_hash);
-        let counters = std::array::from_fn(|i| {
-            let h = (counter_hash >> (i << 3)) as u32;
-            let index = (h >> 1) & 15;
-            let word = (h & 1) as usize + (i << 1);
-            (word, index << 2)
-        });
-        (block, counters)
+        let (block, counters) = self.position(hash);
+        (block, std::array::from_fn(|i| counter(counters, i)))
     }
 
     /// Starts loading the block of `hash` into the CPU cache, for a count or an estimate soon
@@ -165,51 +156,87 @@ impl FrequencySketch {
         (mixed >> 32) as usize & self.mask
     }
 
-    /// Estimated recent frequency of `hash`, `0..=15`.
-    pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        let (block, counters) = self.locate(hash);
-        let words = &self.table[block].0;
-        counters
-            .iter()
-            .map(|&(word, shift)| ((words[word] >> shift) & 0xF) as u8)
-            .min()
-            .unwrap_or(0)
+    /// The block of `hash`, and the counter hash that picks its four counters in it (see
+    /// [`counter`]).
+    #[inline]
+    fn position(&self, hash: u64) -> (usize, u64) {
+        let mixed = self.mix(hash);
+        (self.block_of(mixed), rehash(mixed))
     }
 
-    /// Records one access of `hash`.
+    /// Estimated recent frequency of `hash`, `0..=15`.
+    pub(crate) fn frequency(&self, hash: u64) -> u8 {
+        let (block, counters) = self.position(hash);
+        let words = &self.table[block].0;
+        let mut min = u64::from(MAX_FREQUENCY);
+        for i in 0..4 {
+            let (word, shift) = counter(counters, i);
+            min = min.min((words[word] >> shift) & 0xF);
+        }
+        min as u8
+    }
+
+    /// Records one access of `hash`: [`increment_by`](Self::increment_by) one, without its
+    /// arithmetic for any `n` (every new key is counted so).
     pub(crate) fn increment(&mut self, hash: u64) {
-        self.increment_by(hash, 1);
+        let (block, counters) = self.position(hash);
+        let words = &mut self.table[block].0;
+        let mut added = false;
+        for i in 0..4 {
+            let (word, shift) = counter(counters, i);
+            let below = (words[word] >> shift) & 0xF != u64::from(MAX_FREQUENCY);
+            words[word] += u64::from(below) << shift;
+            added |= below;
+        }
+        if added {
+            self.added(1);
+        }
     }
 
     /// Records `n` accesses of `hash` in one pass over its counters.
     pub(crate) fn increment_by(&mut self, hash: u64, n: u8) {
-        let (block, counters) = self.locate(hash);
+        let (block, counters) = self.position(hash);
         let words = &mut self.table[block].0;
+        let n = u64::from(n);
         let mut added = 0;
-        for (word, shift) in counters {
-            let count = ((words[word] >> shift) & 0xF) as u8;
-            let add = n.min(MAX_FREQUENCY - count);
-            words[word] += u64::from(add) << shift;
+        for i in 0..4 {
+            let (word, shift) = counter(counters, i);
+            let add = n.min(u64::from(MAX_FREQUENCY) - ((words[word] >> shift) & 0xF));
+            words[word] += add << shift;
             added = added.max(add);
         }
         if added > 0 {
-            self.additions += u64::from(added);
-            if self.staggered {
-                let per_block = self.per_block();
-                while self.additions >= per_block {
-                    self.additions -= per_block;
-                    for word in self.table[self.age_next].0.iter_mut() {
-                        *word = (*word >> 1) & RESET_MASK;
-                    }
-                    self.age_next = (self.age_next + 1) & self.mask;
-                }
-            } else if self.additions >= self.sample_size {
-                self.reset();
+            self.added(added);
+        }
+    }
+
+    /// Counts `n` additions, and ages the sketch when they are due.
+    #[inline]
+    fn added(&mut self, n: u64) {
+        self.additions += n;
+        if self.staggered {
+            if self.additions >= self.per_block {
+                self.age_blocks();
             }
+        } else if self.additions >= self.sample_size {
+            self.reset();
+        }
+    }
+
+    /// Halves the blocks due in staggered aging.
+    #[cold]
+    fn age_blocks(&mut self) {
+        while self.additions >= self.per_block {
+            self.additions -= self.per_block;
+            for word in self.table[self.age_next].0.iter_mut() {
+                *word = (*word >> 1) & RESET_MASK;
+            }
+            self.age_next = (self.age_next + 1) & self.mask;
         }
     }
 
     /// Halves every counter: popularity decays so that new hot keys can displace old ones.
+    #[cold]
     fn reset(&mut self) {
         let mut odd = 0_u64;
         for word in self.table.iter_mut().flat_map(|b| b.0.iter_mut()) {
@@ -220,9 +247,24 @@ impl FrequencySketch {
     }
 }
 
+/// Additions between two blocks' halvings in staggered aging: `sample_size` additions age
+/// every one of the `blocks` blocks once.
+fn per_block(sample_size: u64, blocks: usize) -> u64 {
+    (sample_size / blocks as u64).max(1)
+}
+
 /// Blocks for `keys` keys: 16 counters per key, 8 keys per 64-byte block.
 fn blocks_for(keys: usize) -> usize {
     (keys.clamp(8, 1 << 26).next_power_of_two() / 8).max(1)
+}
+
+/// Counter `i` (`0..4`) of a key whose counter hash is `counters`: one of the two words
+/// `2i` and `2i + 1` of its block, and one of the sixteen 4-bit counters in that word (its
+/// bit shift). Five bits each: independent choices for the four counters.
+#[inline(always)]
+fn counter(counters: u64, i: usize) -> (usize, u32) {
+    let h = (counters >> (i << 3)) as u32;
+    ((h & 1) as usize + (i << 1), ((h >> 1) & 15) << 2)
 }
 
 /// Re-mixes a key hash so the sketch does not reuse the bits that pick the shard and bucket.
@@ -253,6 +295,40 @@ mod tests {
             sketch.frequency(43) < 2,
             "an unseen key reads as (almost) zero"
         );
+    }
+
+    proptest::proptest! {
+        /// Counting and estimating do the counters' arithmetic: each of a key's four counters
+        /// gains `n` up to 15, none of another's changes, and the estimate is their minimum.
+        /// (Few enough additions that the sketch does not age.)
+        #[test]
+        fn counts_match_a_model_of_the_counters(
+            ops in proptest::collection::vec((0..48_u64, 0..6_u8), 1..300),
+        ) {
+            let mut sketch = FrequencySketch::new(1 << 12, 7);
+            let mut model = std::collections::HashMap::new();
+            let hash = |key: u64| key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let estimate = |sketch: &FrequencySketch, model: &std::collections::HashMap<_, u8>, key| {
+                let (block, counters) = sketch.locate(hash(key));
+                counters.iter().map(|&(w, s)| model.get(&(block, w, s)).copied().unwrap_or(0)).min()
+            };
+            for (key, n) in ops {
+                match n {
+                    0 => {}
+                    1 => sketch.increment(hash(key)),
+                    _ => sketch.increment_by(hash(key), n),
+                }
+                let (block, counters) = sketch.locate(hash(key));
+                for (w, s) in counters {
+                    let count = model.entry((block, w, s)).or_insert(0_u8);
+                    *count = (*count + n).min(MAX_FREQUENCY);
+                }
+                proptest::prop_assert_eq!(Some(sketch.frequency(hash(key))), estimate(&sketch, &model, key));
+            }
+            for key in 0..48 {
+                proptest::prop_assert_eq!(Some(sketch.frequency(hash(key))), estimate(&sketch, &model, key));
+            }
+        }
     }
 
     #[test]

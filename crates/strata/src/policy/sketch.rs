@@ -176,21 +176,9 @@ impl FrequencySketch {
         min as u8
     }
 
-    /// Records one access of `hash`: [`increment_by`](Self::increment_by) one, without its
-    /// arithmetic for any `n` (every new key is counted so).
+    /// Records one access of `hash`.
     pub(crate) fn increment(&mut self, hash: u64) {
-        let (block, counters) = self.position(hash);
-        let words = &mut self.table[block].0;
-        let mut added = false;
-        for i in 0..4 {
-            let (word, shift) = counter(counters, i);
-            let below = (words[word] >> shift) & 0xF != u64::from(MAX_FREQUENCY);
-            words[word] += u64::from(below) << shift;
-            added |= below;
-        }
-        if added {
-            self.added(1);
-        }
+        self.increment_by(hash, 1);
     }
 
     /// Records `n` accesses of `hash` in one pass over its counters.

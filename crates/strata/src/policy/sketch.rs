@@ -194,20 +194,14 @@ impl FrequencySketch {
             added = added.max(add);
         }
         if added > 0 {
-            self.added(added);
-        }
-    }
-
-    /// Counts `n` additions, and ages the sketch when they are due.
-    #[inline]
-    fn added(&mut self, n: u64) {
-        self.additions += n;
-        if self.staggered {
-            if self.additions >= self.per_block {
-                self.age_blocks();
+            self.additions += added;
+            if self.staggered {
+                if self.additions >= self.per_block {
+                    self.age_blocks();
+                }
+            } else if self.additions >= self.sample_size {
+                self.reset();
             }
-        } else if self.additions >= self.sample_size {
-            self.reset();
         }
     }
 
